@@ -1,0 +1,1 @@
+"""kiosk_bridge package."""
