@@ -93,6 +93,9 @@ class Flag(StrEnum):
     INFLATING = "inflating"
     DEFLATING = "deflating"
     CUFF_ERROR = "cuff-error"
+    MOTION = "motion"
+    IRREGULAR_PULSE = "irregular-pulse"
+    OUT_OF_RANGE = "out-of-range"
     LOW_BATTERY = "low-battery"
 
 

@@ -1,0 +1,35 @@
+"""Every supported device model, by CLI name, and how to build its driver."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from vitals.devices.contec_legacy import Cms50LegacyDriver
+from vitals.devices.driver import DeviceDriver
+
+DRIVERS: Mapping[str, type[DeviceDriver]] = MappingProxyType(
+    {driver.spec.name: driver for driver in (Cms50LegacyDriver,)}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverOptions:
+    """Installation-specific settings some drivers need."""
+
+    mount_height_mm: int = 2200
+    """Height sensor: its height above the platform the resident stands on."""
+    bp_repeat_every: float | None = None
+    """BP module: start a cycle on connect and repeat it this many seconds after each result."""
+
+
+def create_driver(name: str, *, port: str, options: DriverOptions | None = None) -> DeviceDriver:
+    """A new driver for the device called ``name`` (see :data:`DRIVERS`) on ``port``."""
+    try:
+        driver_class = DRIVERS[name]
+    except KeyError:
+        known = ", ".join(sorted(DRIVERS))
+        raise ValueError(f"unknown device {name!r}; known devices: {known}") from None
+    del options  # no driver in the catalog takes options yet
+    return driver_class(port=port)

@@ -1,0 +1,13 @@
+"""Every simulator, by the name of the device it simulates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from vitals.sim.contec_legacy import Cms50LegacySimulator
+from vitals.sim.simulator import Simulator
+
+SIMULATORS: Mapping[str, type[Simulator]] = MappingProxyType(
+    {sim.name: sim for sim in (Cms50LegacySimulator,)}
+)
