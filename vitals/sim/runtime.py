@@ -56,17 +56,23 @@ class PtyDevice:
         *,
         interval: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
+        on_write: Callable[[int], None] | None = None,
     ) -> None:
         self.sim = sim
         self.path = path
         self._interval = interval
         self._clock = clock
+        self._on_write = on_write
         self._start = clock()
         self._master: int | None = None
         self._slave: int | None = None
         self._noise = random.Random(0)
         self._mismatch_logged = False
         self.bytes_sent = 0
+
+    def restart_clock(self) -> None:
+        """Make scenario time start now (the simulator's t = 0)."""
+        self._start = self._clock()
 
     @property
     def plugged(self) -> bool:
@@ -119,7 +125,10 @@ class PtyDevice:
         if out:
             # nobody reading: the bytes are lost, as on a real UART
             with contextlib.suppress(BlockingIOError):
-                self.bytes_sent += os.write(master, out)
+                written = os.write(master, out)
+                self.bytes_sent += written
+                if self._on_write is not None:
+                    self._on_write(written)
 
     @staticmethod
     def _read_host(master: int) -> bytes:

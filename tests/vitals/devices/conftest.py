@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from vitals.clock import Clock, Instant
@@ -46,6 +44,3 @@ def pump(
 @pytest.fixture
 def manual_clock() -> ManualClock:
     return ManualClock()
-
-
-assert datetime(2025, 11, 21, tzinfo=UTC)  # the wall anchor above is 2025-11-21
