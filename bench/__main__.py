@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from bench import latency, machine, throughput
-from vitals.devices.catalog import DRIVERS
 from bench.framers import FRAMERS
+from vitals.devices.catalog import DRIVERS
 
 
 def main() -> None:

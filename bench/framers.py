@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from vitals.protocols import contec_legacy
+from vitals.protocols import berrymed, contec_7d, contec_legacy
 from vitals.protocols.framing import Framer
 
-FRAMERS: Mapping[str, Callable[[], Framer[object]]] = {
+FRAMERS: Mapping[str, Callable[[], Framer[Any]]] = {
+    "berrymed-bci": berrymed.framer,
     "cms50d-legacy": contec_legacy.framer,
+    "cms50ew": contec_7d.framer,
 }

@@ -32,9 +32,9 @@ async def _run(name: str, path: Path) -> list[tuple[int, int]]:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("ready", flush=True)
-    master = device._master  # noqa: SLF001 - the benchmark watches the reader's settings
+    master = device._master
     assert master is not None
-    while not link_matches(master, device.sim.link):
+    while not link_matches(master, device.sim.link):  # noqa: ASYNC110 - nothing to wait on
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.3)  # past pyserial's input flush on open
     device.restart_clock()

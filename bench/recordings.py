@@ -7,6 +7,7 @@ polled devices (the BP module, the thermometer) are recorded answering real poll
 from __future__ import annotations
 
 import random
+
 from vitals.clock import Clock
 from vitals.devices.catalog import DriverOptions, create_driver
 from vitals.sim.catalog import SIMULATORS
@@ -18,9 +19,7 @@ def record(name: str, *, seconds: float, seed: int = 1) -> bytes:
     ns = [0]
     clock = Clock(monotonic_ns=lambda: ns[0], wall_ns=lambda: 1_763_700_000 * 10**9)
     sim = SIMULATORS[name](Truth(), seed=seed, fast=True)
-    driver = create_driver(
-        name, port="bench", options=DriverOptions(bp_repeat_every=1.0)
-    )
+    driver = create_driver(name, port="bench", options=DriverOptions(bp_repeat_every=1.0))
     step = 0.005
     out = bytearray()
     driver.connect(clock.now())

@@ -11,10 +11,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.recordings import corrupt, record
-from vitals.clock import Clock
+from vitals.clock import Clock, Instant
 from vitals.devices.catalog import DRIVERS, DriverOptions, create_driver
+from vitals.devices.driver import DeviceDriver
 from vitals.protocols.framing import Framer
 
 CHUNK = 64  # a typical serial read
@@ -46,8 +48,15 @@ def _time(feed: Callable[[bytes], object], data: bytes) -> float:
     return time.perf_counter() - start
 
 
+def _receiver(driver: DeviceDriver, at: Instant) -> Callable[[bytes], object]:
+    def receive(chunk: bytes) -> object:
+        return driver.receive(chunk, at)
+
+    return receive
+
+
 def measure(
-    name: str, framer: Callable[[], Framer[object]], *, runs: int = 5, min_bytes: int = 200_000
+    name: str, framer: Callable[[], Framer[Any]], *, runs: int = 5, min_bytes: int = 200_000
 ) -> Throughput:
     """Median throughput of ``framer`` and of the full driver for device ``name``."""
     recording = record(name, seconds=30.0)
@@ -62,8 +71,7 @@ def measure(
         framer_times.append(_time(instance.feed, data))
         frames, discarded = instance.stats.frames, instance.stats.discarded_bytes
         driver = create_driver(name, port="bench", options=DriverOptions())
-        at = clock.now()
-        driver_times.append(_time(lambda chunk, d=driver: d.receive(chunk, at), data))
+        driver_times.append(_time(_receiver(driver, clock.now()), data))
     link = DRIVERS[name].spec.link
     return Throughput(
         device=name,

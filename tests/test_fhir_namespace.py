@@ -28,7 +28,7 @@ CHECK = (
 
 def _run_check(python: Path | str, cwd: Path) -> Path:
     done = subprocess.run(
-        [str(python), "-c", CHECK], cwd=cwd, capture_output=True, text=True, timeout=60
+        [str(python), "-c", CHECK], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip()).resolve()
@@ -84,6 +84,7 @@ def _pip_install(python: Path, *args: str) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

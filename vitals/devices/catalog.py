@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from vitals.devices.berrymed import BerryMedDriver
+from vitals.devices.contec_7d import Cms50ewDriver
 from vitals.devices.contec_legacy import Cms50LegacyDriver
 from vitals.devices.driver import DeviceDriver
 
 DRIVERS: Mapping[str, type[DeviceDriver]] = MappingProxyType(
-    {driver.spec.name: driver for driver in (Cms50LegacyDriver,)}
+    {driver.spec.name: driver for driver in (Cms50LegacyDriver, Cms50ewDriver, BerryMedDriver)}
 )
 
 

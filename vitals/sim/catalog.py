@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from vitals.sim.berrymed import BerryMedSimulator
+from vitals.sim.contec_7d import Cms50ewSimulator
 from vitals.sim.contec_legacy import Cms50LegacySimulator
 from vitals.sim.simulator import Simulator
 
 SIMULATORS: Mapping[str, type[Simulator]] = MappingProxyType(
-    {sim.name: sim for sim in (Cms50LegacySimulator,)}
+    {sim.name: sim for sim in (Cms50LegacySimulator, Cms50ewSimulator, BerryMedSimulator)}
 )
