@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vitals.protocols import berrymed, contec_7d, contec_legacy
+from vitals.protocols import berrymed, contec_7d, contec_legacy, masimo, nonin
 from vitals.protocols.framing import Framer
 
 FRAMERS: Mapping[str, Callable[[], Framer[Any]]] = {
     "berrymed-bci": berrymed.framer,
     "cms50d-legacy": contec_legacy.framer,
     "cms50ew": contec_7d.framer,
+    "masimo-ascii1": masimo.framer,
+    "nonin-oem3": nonin.framer,
 }

@@ -10,9 +10,20 @@ from vitals.devices.berrymed import BerryMedDriver
 from vitals.devices.contec_7d import Cms50ewDriver
 from vitals.devices.contec_legacy import Cms50LegacyDriver
 from vitals.devices.driver import DeviceDriver
+from vitals.devices.masimo import MasimoDriver
+from vitals.devices.nonin import NoninOem3Driver
 
 DRIVERS: Mapping[str, type[DeviceDriver]] = MappingProxyType(
-    {driver.spec.name: driver for driver in (Cms50LegacyDriver, Cms50ewDriver, BerryMedDriver)}
+    {
+        driver.spec.name: driver
+        for driver in (
+            Cms50LegacyDriver,
+            Cms50ewDriver,
+            BerryMedDriver,
+            NoninOem3Driver,
+            MasimoDriver,
+        )
+    }
 )
 
 

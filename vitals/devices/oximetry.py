@@ -16,8 +16,9 @@ from vitals.devices.driver import Condition, DeviceDriver, ReportGate
 from vitals.model import Flag, Kind, Reading, Status
 
 # Conditions under which an oximeter's numbers mean nothing.
-NO_CONTACT_FLAGS = frozenset({Flag.FINGER_OUT, Flag.SENSOR_DISCONNECTED})
-FAULT_FLAGS = frozenset({Flag.PROBE_ERROR, Flag.SENSOR_ALARM})
+# Nonin's "sensor alarm" (SNSA) means unusable data, and it is what a finger taken out looks like.
+NO_CONTACT_FLAGS = frozenset({Flag.FINGER_OUT, Flag.SENSOR_DISCONNECTED, Flag.SENSOR_ALARM})
+FAULT_FLAGS = frozenset({Flag.PROBE_ERROR})
 DOUBT_FLAGS = frozenset(
     {
         Flag.SEARCHING,

@@ -8,8 +8,19 @@ from types import MappingProxyType
 from vitals.sim.berrymed import BerryMedSimulator
 from vitals.sim.contec_7d import Cms50ewSimulator
 from vitals.sim.contec_legacy import Cms50LegacySimulator
+from vitals.sim.masimo import MasimoSimulator
+from vitals.sim.nonin import NoninOem3Simulator
 from vitals.sim.simulator import Simulator
 
 SIMULATORS: Mapping[str, type[Simulator]] = MappingProxyType(
-    {sim.name: sim for sim in (Cms50LegacySimulator, Cms50ewSimulator, BerryMedSimulator)}
+    {
+        sim.name: sim
+        for sim in (
+            Cms50LegacySimulator,
+            Cms50ewSimulator,
+            BerryMedSimulator,
+            NoninOem3Simulator,
+            MasimoSimulator,
+        )
+    }
 )
