@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vitals.protocols import berrymed, contec_7d, contec_legacy, masimo, nonin
+from vitals.protocols import berrymed, contec_7d, contec_legacy, masimo, nonin, suntech
 from vitals.protocols.framing import Framer
 
 FRAMERS: Mapping[str, Callable[[], Framer[Any]]] = {
@@ -14,4 +14,5 @@ FRAMERS: Mapping[str, Callable[[], Framer[Any]]] = {
     "cms50ew": contec_7d.framer,
     "masimo-ascii1": masimo.framer,
     "nonin-oem3": nonin.framer,
+    "suntech-advantage": suntech.framer,
 }

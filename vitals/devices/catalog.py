@@ -12,6 +12,7 @@ from vitals.devices.contec_legacy import Cms50LegacyDriver
 from vitals.devices.driver import DeviceDriver
 from vitals.devices.masimo import MasimoDriver
 from vitals.devices.nonin import NoninOem3Driver
+from vitals.devices.suntech import SunTechDriver
 
 DRIVERS: Mapping[str, type[DeviceDriver]] = MappingProxyType(
     {
@@ -22,6 +23,7 @@ DRIVERS: Mapping[str, type[DeviceDriver]] = MappingProxyType(
             BerryMedDriver,
             NoninOem3Driver,
             MasimoDriver,
+            SunTechDriver,
         )
     }
 )
@@ -44,5 +46,7 @@ def create_driver(name: str, *, port: str, options: DriverOptions | None = None)
     except KeyError:
         known = ", ".join(sorted(DRIVERS))
         raise ValueError(f"unknown device {name!r}; known devices: {known}") from None
-    del options  # no driver in the catalog takes options yet
+    options = options or DriverOptions()
+    if driver_class is SunTechDriver:
+        return SunTechDriver(port=port, repeat_every=options.bp_repeat_every)
     return driver_class(port=port)

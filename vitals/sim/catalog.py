@@ -11,6 +11,7 @@ from vitals.sim.contec_legacy import Cms50LegacySimulator
 from vitals.sim.masimo import MasimoSimulator
 from vitals.sim.nonin import NoninOem3Simulator
 from vitals.sim.simulator import Simulator
+from vitals.sim.suntech import SunTechSimulator
 
 SIMULATORS: Mapping[str, type[Simulator]] = MappingProxyType(
     {
@@ -21,6 +22,7 @@ SIMULATORS: Mapping[str, type[Simulator]] = MappingProxyType(
             BerryMedSimulator,
             NoninOem3Simulator,
             MasimoSimulator,
+            SunTechSimulator,
         )
     }
 )
