@@ -25,7 +25,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_help=False,
     )
     args, rest = parser.parse_known_args(argv)
-    if args.command == "demo":
-        return vitals_cli.main(["demo", *rest])
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+    assert args.command == "demo"
+    return vitals_cli.main(["demo", *rest])

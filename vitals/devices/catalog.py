@@ -6,11 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from vitals.devices.and_scale import AndScaleDriver
 from vitals.devices.berrymed import BerryMedDriver
 from vitals.devices.contec_7d import Cms50ewDriver
 from vitals.devices.contec_legacy import Cms50LegacyDriver
 from vitals.devices.driver import DeviceDriver
+from vitals.devices.gy_mcu90615 import GyMcu90615Driver
 from vitals.devices.masimo import MasimoDriver
+from vitals.devices.maxbotix import MaxBotixDriver
 from vitals.devices.nonin import NoninOem3Driver
 from vitals.devices.suntech import SunTechDriver
 
@@ -24,6 +27,9 @@ DRIVERS: Mapping[str, type[DeviceDriver]] = MappingProxyType(
             NoninOem3Driver,
             MasimoDriver,
             SunTechDriver,
+            AndScaleDriver,
+            MaxBotixDriver,
+            GyMcu90615Driver,
         )
     }
 )
@@ -49,4 +55,6 @@ def create_driver(name: str, *, port: str, options: DriverOptions | None = None)
     options = options or DriverOptions()
     if driver_class is SunTechDriver:
         return SunTechDriver(port=port, repeat_every=options.bp_repeat_every)
+    if driver_class is MaxBotixDriver:
+        return MaxBotixDriver(port=port, mount_height_mm=options.mount_height_mm)
     return driver_class(port=port)
