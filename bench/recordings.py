@@ -28,7 +28,7 @@ def record(name: str, *, seconds: float, seed: int = 1) -> bytes:
     while t < seconds:
         ns[0] = int(t * 1e9)
         if t >= next_tick:
-            driver.tick(clock.now())
+            driver.tick(clock.now())  # readings are not recorded, only bytes
             next_tick += driver.spec.tick_interval
         device_bytes = sim.emit(t) + sim.receive(driver.take_output(), t)
         out += device_bytes

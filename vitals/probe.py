@@ -150,7 +150,7 @@ async def _converse(
             candidate.fed += len(data)
             candidate.driver.receive(data, now)
             if elapsed >= candidate.next_tick:
-                candidate.driver.tick(now)
+                candidate.driver.tick(now)  # readings are of no interest to the probe
                 candidate.next_tick = elapsed + candidate.driver.spec.tick_interval
         await _send_all(port, candidates)
         best = _best(candidates)

@@ -195,7 +195,8 @@ class DeviceSession:
                 pass
             self._wake.clear()
             now = self._clock.now()
-            driver.tick(now)
+            for reading in driver.tick(now):
+                self._on_reading(reading)
             await self._flush()
             silent_for = now.seconds_since(self._last_frame)
             if silent_for > driver.spec.silence_timeout:

@@ -12,12 +12,16 @@ import pytest
 from tests.vitals.protocols.test_contec_legacy import NORMAL
 from vitals.clock import Clock
 from vitals.devices.contec_legacy import Cms50LegacyDriver
+from vitals.devices.suntech import SunTechDriver
 from vitals.errors import PortClosed, PortError
 from vitals.link import LinkSettings
-from vitals.model import Kind, Reading
+from vitals.model import Kind, Reading, Status
+from vitals.protocols.suntech import START_BP
 from vitals.session import Backoff, DeviceSession, Link, SessionStatus
 from vitals.sim.contec_legacy import Cms50LegacySimulator
 from vitals.sim.runtime import serve
+from vitals.sim.simulator import Simulator
+from vitals.sim.suntech import SunTechSimulator
 from vitals.sim.truth import Truth
 from vitals.transport import Port
 
@@ -220,3 +224,66 @@ def test_a_replugged_pty_device_is_read_again_within_2_s(pty_dir: Path) -> None:
         return resumed
 
     assert asyncio.run(scenario()) < 2.0
+
+
+class SimulatorPort:
+    """A port backed by an in-memory simulator (scenario time = wall time since opening)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.name = sim.name
+        self._sim = sim
+        self._start = time.monotonic()
+        self._replies = bytearray()
+
+    async def read(self) -> bytes:
+        while True:
+            data = self._sim.emit(time.monotonic() - self._start) + bytes(self._replies)
+            self._replies.clear()
+            if data:
+                return data
+            await asyncio.sleep(0.005)
+
+    async def write(self, data: bytes) -> None:
+        self._replies += self._sim.receive(data, time.monotonic() - self._start)
+
+    async def close(self) -> None:
+        pass
+
+
+class MuteAfterStart(SunTechSimulator):
+    """A BP module that accepts the start command and then never answers again."""
+
+    muted = False
+
+    def receive(self, data: bytes, t: float) -> bytes:
+        if self.muted:
+            return b""
+        reply = super().receive(data, t)
+        self.muted = bytes(START_BP) in data
+        return reply
+
+
+def test_readings_made_by_time_alone_are_delivered() -> None:
+    """A BP module that stops answering mid-cycle still yields its "no reply" reading."""
+    readings: list[Reading] = []
+
+    async def opener(url: str, link: LinkSettings) -> Port:
+        return SimulatorPort(MuteAfterStart(Truth(), fast=True))
+
+    async def scenario() -> None:
+        session = DeviceSession(
+            SunTechDriver(port="mem", repeat_every=60.0),
+            "mem",
+            clock=Clock(),
+            on_reading=readings.append,
+            opener=opener,
+        )
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(session.run())
+            await _wait_for(lambda: readings, timeout=3.0)
+            task.cancel()
+
+    asyncio.run(scenario())
+    assert readings[0].kind is Kind.CUFF_PRESSURE
+    assert readings[0].status is Status.NOT_AVAILABLE
+    assert readings[0].note.startswith("No valid answer to the cuff-pressure request")

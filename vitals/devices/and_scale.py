@@ -67,9 +67,10 @@ class AndScaleDriver(DeviceDriver):
         self._framer.reset()
         self.last_reply = None
 
-    def tick(self, at: Instant) -> None:
+    def tick(self, at: Instant) -> list[Reading]:
         if self.poll:
             self._send(bytes(proto.ScaleCommand(proto.CommandCode.READ_WEIGHT)))
+        return []
 
     def zero(self) -> None:
         """Ask the indicator to zero the display (refused with 'I' outside the zero range)."""

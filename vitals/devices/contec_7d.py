@@ -51,7 +51,7 @@ class Cms50ewDriver(DeviceDriver):
         self._last_frame_ns = 0
         self._start(at)
 
-    def tick(self, at: Instant) -> None:
+    def tick(self, at: Instant) -> list[Reading]:
         now = at.monotonic_ns
         if now - self._last_keep_alive_ns >= KEEP_ALIVE_INTERVAL_S * 1e9:
             self._send(bytes(proto.KEEP_ALIVE))
@@ -59,6 +59,7 @@ class Cms50ewDriver(DeviceDriver):
         last_heard = max(self._last_start_ns, self._last_frame_ns)
         if now - last_heard >= RESTART_AFTER_S * 1e9:
             self._start(at)
+        return []
 
     def receive(self, data: bytes, at: Instant) -> list[Reading]:
         readings: list[Reading] = []

@@ -3,7 +3,8 @@
 A session drives a driver through four calls and moves the bytes it asks for::
 
     driver.connect(at)          port (re)opened: reset state, queue start commands
-    driver.tick(at)             periodically: queue keep-alives and polls that are due
+    driver.tick(at)             periodically: queue keep-alives and polls that are due;
+                                returns readings that time alone completes (a reply timeout)
     driver.receive(data, at)    bytes arrived: returns the readings they complete
     driver.take_output()        bytes the driver wants written, drained by the session
 
@@ -77,8 +78,13 @@ class DeviceDriver(ABC):
         self._output.clear()
         self.condition = Condition.WAITING
 
-    def tick(self, at: Instant) -> None:  # noqa: B027 - optional hook
-        """Called every ``spec.tick_interval`` seconds: queue keep-alives and polls."""
+    def tick(self, at: Instant) -> list[Reading]:
+        """Called every ``spec.tick_interval`` seconds: queue keep-alives and polls.
+
+        Returns the readings that the passing of time produced (e.g. a "no reply" reading
+        after a poll timed out), which a silent device would otherwise never deliver.
+        """
+        return []
 
     @abstractmethod
     def receive(self, data: bytes, at: Instant) -> list[Reading]:

@@ -46,8 +46,9 @@ class GyMcu90615Driver(DeviceDriver):
         super().connect(at)
         self._framer.reset()
 
-    def tick(self, at: Instant) -> None:
+    def tick(self, at: Instant) -> list[Reading]:
         self._send(_QUERY)
+        return []
 
     def receive(self, data: bytes, at: Instant) -> list[Reading]:
         readings: list[Reading] = []

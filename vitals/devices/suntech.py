@@ -178,7 +178,7 @@ class SunTechDriver(DeviceDriver):
         self._queue.appendleft(_Ask.ABORT)
         self._send_next(at)
 
-    def tick(self, at: Instant) -> None:
+    def tick(self, at: Instant) -> list[Reading]:
         now = at.monotonic_ns
         flight = self._in_flight
         if flight is not None and now >= flight.deadline_ns:
@@ -191,6 +191,8 @@ class SunTechDriver(DeviceDriver):
             self._next_start_ns = None
             self._queue.append(_Ask.START)
         self._send_next(at)
+        readings, self._backlog = self._backlog, []
+        return readings
 
     def receive(self, data: bytes, at: Instant) -> list[Reading]:
         for packet in self._framer.feed(data):

@@ -165,14 +165,17 @@ def text_line(
     ``"no sync"``, so noise glued to the front of a line costs only the noise.  A line that
     ``build`` rejects with :class:`FrameError` is skipped with that error as its reason, up to
     the next place the sync pattern matches (or whole, if none does).  A line with no terminator
-    within ``max_length`` bytes is skipped as ``"line too long"``.
+    within ``max_length`` bytes is skipped as ``"line too long"``, likewise up to the next sync
+    match within it.
     """
     width = len(terminator)
     limit = min(len(buffer), start + max_length + width)
     pos = buffer.find(terminator, start, limit)
     if pos < 0:
         if len(buffer) - start >= max_length + width:
-            return Skip(max_length, "line too long")
+            # skip the runaway line, but not a real line that starts inside it
+            again = None if sync is None else sync.search(buffer, start + 1, start + max_length)
+            return Skip((again.start() - start) if again else max_length, "line too long")
         return NEED_MORE
     stop = pos + width
     if pos == start:

@@ -33,7 +33,7 @@ def pump(
     while t <= until:
         at = clock.at(t)
         if t >= next_tick:
-            driver.tick(at)
+            readings += driver.tick(at)
             next_tick += driver.spec.tick_interval
         reply = sim.receive(driver.take_output(), t)
         readings += driver.receive(sim.emit(t) + reply, at)

@@ -281,9 +281,8 @@ def test_reply_timeout_resends_once_then_reports(manual_clock: ManualClock) -> N
     assert driver.take_output() == b"", "not yet timed out"
     driver.tick(manual_clock.at(0.65))
     assert driver.take_output() == CUFF, "sent once more after 0.5 s"
-    driver.tick(manual_clock.at(1.16))
+    readings = driver.tick(manual_clock.at(1.16))
     assert driver.take_output() == CUFF, "given up: the next poll goes out"
-    readings = driver.receive(b"", manual_clock.at(1.17))
     assert [(r.kind, r.value, r.status) for r in readings] == [
         (Kind.CUFF_PRESSURE, None, Status.NOT_AVAILABLE)
     ]
