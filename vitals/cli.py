@@ -38,7 +38,13 @@ log = logging.getLogger(__name__)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vitals`` command."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in ("sim", "demo"):
+        try:
+            args.truth = _truth(args)
+        except ValueError as exc:
+            parser.error(str(exc))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -109,8 +115,8 @@ def _truth_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temp", type=float, default=defaults.temp, help="°C")
     group.add_argument("--ambient", type=float, default=defaults.ambient, help="°C")
     group.add_argument("--noise", type=float, default=defaults.noise, help="0..1")
-    group.add_argument("--motion", type=Period.parse_list, default=(), help="e.g. 10-15,30-32")
-    group.add_argument("--finger-out", type=Period.parse_list, default=(), help="e.g. 5-8")
+    group.add_argument("--motion", type=_periods, default=(), help="e.g. 10-15,30-32")
+    group.add_argument("--finger-out", type=_periods, default=(), help="e.g. 5-8")
     group.add_argument("--scale-settle", type=float, default=defaults.scale_settle, help="s")
     group.add_argument("--unstable-scale", action="store_true")
     group.add_argument("--cuff-error", type=int, default=None, help="BP module error code")
@@ -136,6 +142,13 @@ def _decimal(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def _periods(text: str) -> tuple[Period, ...]:
+    try:
+        return Period.parse_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _truth(args: argparse.Namespace) -> Truth:
     return Truth(
         hr=args.hr,
@@ -158,9 +171,8 @@ def _truth(args: argparse.Namespace) -> Truth:
 
 
 def _simulators(args: argparse.Namespace, names: Sequence[str]) -> list[Simulator]:
-    truth = _truth(args)
     return [
-        SIMULATORS[name](truth, seed=args.seed + index, fast=args.fast)
+        SIMULATORS[name](args.truth, seed=args.seed + index, fast=args.fast)
         for index, name in enumerate(names)
     ]
 
@@ -248,8 +260,14 @@ async def _probe(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    if args.dir is not None:
+        return await _demo_in(args, args.dir)
+    with tempfile.TemporaryDirectory(prefix="vitals-demo-") as directory:
+        return await _demo_in(args, Path(directory))
+
+
+async def _demo_in(args: argparse.Namespace, directory: Path) -> int:
     names = sorted(SIMULATORS)
-    directory = args.dir or Path(tempfile.mkdtemp(prefix="vitals-demo-"))
     options = DriverOptions(
         mount_height_mm=args.sensor_height,
         bp_repeat_every=args.bp_every if args.bp_every is not None else 20.0,
