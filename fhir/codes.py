@@ -56,8 +56,6 @@ VITAL_CODES: Mapping[Kind, VitalCode] = MappingProxyType(
             "8310-5", "Body temperature", "Cel", 150364, "MDC_TEMP_BODY"
         ),
         Kind.BODY_HEIGHT: VitalCode("8302-2", "Body height", "cm", 188740, "MDC_LEN_BODY_ACTUAL"),
-        Kind.BODY_WEIGHT: VitalCode(
-            "29463-7", "Body weight", "kg", 188736, "MDC_MASS_BODY_ACTUAL"
-        ),
+        Kind.BODY_WEIGHT: VitalCode("29463-7", "Body weight", "kg", 188736, "MDC_MASS_BODY_ACTUAL"),
     }
 )

@@ -45,9 +45,7 @@ def simulators(tmp_path: Path) -> Iterator[Path]:
     """`vitals sim` for every device at real timing, and the BP module in fast mode."""
     real, fast = tmp_path / "real", tmp_path / "fast"
     procs = [
-        subprocess.Popen(
-            [*VITALS, "sim", "--dir", str(real)], stdout=subprocess.PIPE, text=True
-        ),
+        subprocess.Popen([*VITALS, "sim", "--dir", str(real)], stdout=subprocess.PIPE, text=True),
         subprocess.Popen(
             [*VITALS, "sim", "--fast", "--device", "suntech-advantage", "--dir", str(fast)],
             stdout=subprocess.PIPE,
