@@ -9,11 +9,11 @@ itself off when the finger is removed and forgets that it was asked to stream).
 from __future__ import annotations
 
 from vitals.clock import Instant
-from vitals.devices.driver import DeviceDriver, DeviceSpec
-from vitals.devices.oximetry import OximeterReporter, OximeterSample
+from vitals.devices.driver import DeviceSpec
+from vitals.devices.oximetry import OximeterDriver, OximeterSample
 from vitals.model import Flag, Reading
 from vitals.protocols import contec_7d as proto
-from vitals.protocols.framing import FramerStats
+from vitals.protocols.framing import Framer
 
 KEEP_ALIVE_INTERVAL_S = 5.0
 """How often the host says it is still there (every public driver uses 5 s)."""
@@ -21,7 +21,7 @@ RESTART_AFTER_S = 2.0
 """Stream silent this long since the last START_LIVE: ask again."""
 
 
-class Cms50ewDriver(DeviceDriver):
+class Cms50ewDriver(OximeterDriver[proto.LiveFrame]):
     """Contec CMS50D+ firmware 4.6 / CMS50EW (0x7D command protocol)."""
 
     spec = DeviceSpec(
@@ -34,20 +34,15 @@ class Cms50ewDriver(DeviceDriver):
 
     def __init__(self, *, port: str) -> None:
         super().__init__(port=port)
-        self._framer = proto.framer()
-        self._reporter = OximeterReporter(self)
         self._last_keep_alive_ns = 0
         self._last_start_ns = 0
         self._last_frame_ns = 0
 
-    @property
-    def stats(self) -> FramerStats:
-        return self._framer.stats
+    def _new_framer(self) -> Framer[proto.LiveFrame]:
+        return proto.framer()
 
     def connect(self, at: Instant) -> None:
         super().connect(at)
-        self._framer.reset()
-        self._reporter.reset()
         self._last_frame_ns = 0
         self._start(at)
 
@@ -61,12 +56,9 @@ class Cms50ewDriver(DeviceDriver):
             self._start(at)
         return []
 
-    def receive(self, data: bytes, at: Instant) -> list[Reading]:
-        readings: list[Reading] = []
-        for frame in self._framer.feed(data):
-            self._last_frame_ns = at.monotonic_ns
-            readings += self._reporter.readings(sample_of(frame), at)
-        return readings
+    def _on_frame(self, frame: proto.LiveFrame, at: Instant) -> list[Reading]:
+        self._last_frame_ns = at.monotonic_ns
+        return self._reporter.readings(sample_of(frame), at)
 
     def _start(self, at: Instant) -> None:
         self._send(bytes(proto.START_LIVE))

@@ -6,14 +6,14 @@ The device streams as soon as it is powered with a finger in; no command is need
 from __future__ import annotations
 
 from vitals.clock import Instant
-from vitals.devices.driver import DeviceDriver, DeviceSpec
-from vitals.devices.oximetry import OximeterReporter, OximeterSample
+from vitals.devices.driver import DeviceSpec
+from vitals.devices.oximetry import OximeterDriver, OximeterSample
 from vitals.model import Flag, Reading
 from vitals.protocols import contec_legacy as proto
-from vitals.protocols.framing import FramerStats
+from vitals.protocols.framing import Framer
 
 
-class Cms50LegacyDriver(DeviceDriver):
+class Cms50LegacyDriver(OximeterDriver[proto.LiveFrame]):
     """Contec CMS50D+ (legacy protocol)."""
 
     spec = DeviceSpec(
@@ -24,25 +24,11 @@ class Cms50LegacyDriver(DeviceDriver):
         frame_rate=proto.SAMPLE_RATE_HZ,
     )
 
-    def __init__(self, *, port: str) -> None:
-        super().__init__(port=port)
-        self._framer = proto.framer()
-        self._reporter = OximeterReporter(self)
+    def _new_framer(self) -> Framer[proto.LiveFrame]:
+        return proto.framer()
 
-    @property
-    def stats(self) -> FramerStats:
-        return self._framer.stats
-
-    def connect(self, at: Instant) -> None:
-        super().connect(at)
-        self._framer.reset()
-        self._reporter.reset()
-
-    def receive(self, data: bytes, at: Instant) -> list[Reading]:
-        readings: list[Reading] = []
-        for frame in self._framer.feed(data):
-            readings += self._reporter.readings(sample_of(frame), at)
-        return readings
+    def _on_frame(self, frame: proto.LiveFrame, at: Instant) -> list[Reading]:
+        return self._reporter.readings(sample_of(frame), at)
 
 
 def sample_of(frame: proto.LiveFrame) -> OximeterSample:

@@ -17,11 +17,11 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from vitals.clock import Instant
-from vitals.devices.driver import DeviceDriver, DeviceSpec
-from vitals.devices.oximetry import OximeterReporter, OximeterSample
+from vitals.devices.driver import DeviceSpec
+from vitals.devices.oximetry import OximeterDriver, OximeterSample
 from vitals.model import Flag, Kind, Reading
 from vitals.protocols import masimo as proto
-from vitals.protocols.framing import FramerStats
+from vitals.protocols.framing import Framer
 
 _EXC = proto.ExceptionCode
 _EXCEPTION_FLAGS: Mapping[proto.ExceptionCode, Flag] = MappingProxyType(
@@ -52,7 +52,7 @@ INFORMATIONAL = _EXC.MASIMO_SET | _EXC.SPCO_LOW_CONFIDENCE | _EXC.SPMET_LOW_CONF
 _NUMBERS = frozenset({Kind.SPO2, Kind.PULSE_RATE, Kind.PERFUSION_INDEX})
 
 
-class MasimoDriver(DeviceDriver):
+class MasimoDriver(OximeterDriver[proto.AsciiRecord]):
     """Masimo Rad-8 / Radical-7, ASCII 1 serial output."""
 
     spec = DeviceSpec(
@@ -63,27 +63,10 @@ class MasimoDriver(DeviceDriver):
         frame_rate=proto.LINE_RATE_HZ,
     )
 
-    def __init__(self, *, port: str) -> None:
-        super().__init__(port=port)
-        self._framer = proto.framer()
-        self._reporter = OximeterReporter(self)
+    def _new_framer(self) -> Framer[proto.AsciiRecord]:
+        return proto.framer()
 
-    @property
-    def stats(self) -> FramerStats:
-        return self._framer.stats
-
-    def connect(self, at: Instant) -> None:
-        super().connect(at)
-        self._framer.reset()
-        self._reporter.reset()
-
-    def receive(self, data: bytes, at: Instant) -> list[Reading]:
-        readings: list[Reading] = []
-        for record in self._framer.feed(data):
-            readings += self._on_record(record, at)
-        return readings
-
-    def _on_record(self, record: proto.AsciiRecord, at: Instant) -> list[Reading]:
+    def _on_frame(self, record: proto.AsciiRecord, at: Instant) -> list[Reading]:
         serial = record.serial_number
         if serial is not None and self.device.serial_number != serial:
             self.device = replace(self.device, serial_number=serial)

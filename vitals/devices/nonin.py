@@ -30,11 +30,11 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from vitals.clock import Instant
-from vitals.devices.driver import DeviceDriver, DeviceSpec
-from vitals.devices.oximetry import OximeterReporter, OximeterSample
+from vitals.devices.driver import DeviceSpec
+from vitals.devices.oximetry import OximeterDriver, OximeterSample
 from vitals.model import Flag, Reading
 from vitals.protocols import nonin as proto
-from vitals.protocols.framing import FramerStats
+from vitals.protocols.framing import Framer
 
 _PERFUSION_FLAGS = MappingProxyType(
     {
@@ -46,7 +46,7 @@ _PERFUSION_FLAGS = MappingProxyType(
 )
 
 
-class NoninOem3Driver(DeviceDriver):
+class NoninOem3Driver(OximeterDriver[proto.Frame]):
     """Nonin OEM III module, serial data format #2."""
 
     spec = DeviceSpec(
@@ -59,9 +59,7 @@ class NoninOem3Driver(DeviceDriver):
 
     def __init__(self, *, port: str) -> None:
         super().__init__(port=port)
-        self._framer = proto.framer()
         self._packets = proto.PacketAssembler()
-        self._reporter = OximeterReporter(self)
         self._spo2: int | None = None
         self._pulse_rate: int | None = None
         self._flags: frozenset[Flag] = frozenset()
@@ -69,9 +67,8 @@ class NoninOem3Driver(DeviceDriver):
         self._perfusion = proto.Perfusion.NONE
         self._previous_perfusion = proto.Perfusion.NONE
 
-    @property
-    def stats(self) -> FramerStats:
-        return self._framer.stats
+    def _new_framer(self) -> Framer[proto.Frame]:
+        return proto.framer()
 
     @property
     def packet_stats(self) -> proto.PacketStats:
@@ -80,19 +77,11 @@ class NoninOem3Driver(DeviceDriver):
 
     def connect(self, at: Instant) -> None:
         super().connect(at)
-        self._framer.reset()
         self._packets.reset()
-        self._reporter.reset()
         self._spo2 = self._pulse_rate = None
         self._flags = frozenset()
         self._packet_flags = set()
         self._perfusion = self._previous_perfusion = proto.Perfusion.NONE
-
-    def receive(self, data: bytes, at: Instant) -> list[Reading]:
-        readings: list[Reading] = []
-        for frame in self._framer.feed(data):
-            readings += self._on_frame(frame, at)
-        return readings
 
     def _on_frame(self, frame: proto.Frame, at: Instant) -> list[Reading]:
         if frame.sync:

@@ -8,12 +8,17 @@ questionable, and the numbers are reported on change or once a second, not per p
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 from vitals.clock import Instant
 from vitals.devices.driver import Condition, DeviceDriver, ReportGate
 from vitals.model import Flag, Kind, Reading, Status
+from vitals.protocols.framing import Framer, FramerStats
+
+F = TypeVar("F")
 
 # Conditions under which an oximeter's numbers mean nothing.
 # Nonin's "sensor alarm" (SNSA) means unusable data, and it is what a finger taken out looks like.
@@ -97,3 +102,40 @@ class OximeterReporter:
             if self._gate.due(kind, (value, status, flags), at):
                 out.append(driver.reading(kind, value, at, status=status, flags=flags))
         return out
+
+
+class OximeterDriver(DeviceDriver, Generic[F]):
+    """The skeleton every oximeter driver shares: one framer, one reporter, frames in order.
+
+    A subclass names its framer and says what a frame means (:meth:`_on_frame`, usually an
+    :class:`OximeterSample` handed to ``self._reporter``); it adds commands only if its device
+    needs them.
+    """
+
+    def __init__(self, *, port: str) -> None:
+        super().__init__(port=port)
+        self._framer = self._new_framer()
+        self._reporter = OximeterReporter(self)
+
+    @abstractmethod
+    def _new_framer(self) -> Framer[F]:
+        """A fresh framer for this device's stream."""
+
+    @property
+    def stats(self) -> FramerStats:
+        return self._framer.stats
+
+    def connect(self, at: Instant) -> None:
+        super().connect(at)
+        self._framer.reset()
+        self._reporter.reset()
+
+    def receive(self, data: bytes, at: Instant) -> list[Reading]:
+        readings: list[Reading] = []
+        for frame in self._framer.feed(data):
+            readings += self._on_frame(frame, at)
+        return readings
+
+    @abstractmethod
+    def _on_frame(self, frame: F, at: Instant) -> list[Reading]:
+        """The readings one frame completes."""

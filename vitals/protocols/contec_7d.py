@@ -53,7 +53,7 @@ from typing import Final, TypeVar
 
 from vitals.errors import FrameError
 from vitals.link import LinkSettings
-from vitals.protocols.framing import NEED_MORE, Found, Framer, Skip, _NeedMore
+from vitals.protocols.framing import NEED_MORE, Found, Framer, Skip, _NeedMore, check_range
 
 LINK: Final = LinkSettings(115200)
 SAMPLE_RATE_HZ: Final = 60
@@ -68,11 +68,6 @@ NO_SPO2: Final = 127
 NO_PERFUSION: Final = 0xFFFF
 
 F = TypeVar("F")
-
-
-def _check_range(name: str, value: int, maximum: int) -> None:
-    if not 0 <= value <= maximum:
-        raise FrameError(f"{name} {value} outside 0..{maximum}")
 
 
 def pack_package(kind: int, payload: bytes) -> bytes:
@@ -120,7 +115,7 @@ class Command:
     params: bytes = bytes(PAYLOAD_SIZE - 1)
 
     def __post_init__(self) -> None:
-        _check_range("command code", self.code, 0xFF)
+        check_range("command code", self.code, 0xFF)
         if len(self.params) != PAYLOAD_SIZE - 1:
             raise FrameError(f"a command has {PAYLOAD_SIZE - 1} parameter bytes")
 
@@ -167,13 +162,13 @@ class LiveFrame:
     reserved: int = 0
 
     def __post_init__(self) -> None:
-        _check_range("signal strength", self.signal_strength, 15)
-        _check_range("pleth", self.pleth, 127)
-        _check_range("bar graph", self.bar_graph, 15)
-        _check_range("pulse rate", self.pulse_rate, 255)
-        _check_range("SpO2", self.spo2, 255)
-        _check_range("perfusion index", self.perfusion, 0xFFFF)
-        _check_range("reserved bits", self.reserved, 7)
+        check_range("signal strength", self.signal_strength, 15)
+        check_range("pleth", self.pleth, 127)
+        check_range("bar graph", self.bar_graph, 15)
+        check_range("pulse rate", self.pulse_rate, 255)
+        check_range("SpO2", self.spo2, 255)
+        check_range("perfusion index", self.perfusion, 0xFFFF)
+        check_range("reserved bits", self.reserved, 7)
 
     @classmethod
     def parse(cls, data: bytes) -> LiveFrame:

@@ -21,9 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from vitals.errors import FrameError
 from vitals.link import LinkSettings, Parity
-from vitals.protocols.framing import Found, Framer, Skip, _NeedMore, sync_bit_frame
+from vitals.protocols.framing import (
+    Found,
+    Framer,
+    Skip,
+    _NeedMore,
+    check_range,
+    check_sync_bits,
+    sync_bit_frame,
+)
 
 LINK: Final = LinkSettings(19200, parity=Parity.ODD)
 SAMPLE_RATE_HZ: Final = 60
@@ -48,22 +55,16 @@ class LiveFrame:
     probe_error: bool = False
 
     def __post_init__(self) -> None:
-        _check_range("signal strength", self.signal_strength, 15)
-        _check_range("pleth", self.pleth, 127)
-        _check_range("bar graph", self.bar_graph, 15)
-        _check_range("pulse rate", self.pulse_rate, 255)
-        _check_range("SpO2", self.spo2, 127)
+        check_range("signal strength", self.signal_strength, 15)
+        check_range("pleth", self.pleth, 127)
+        check_range("bar graph", self.bar_graph, 15)
+        check_range("pulse rate", self.pulse_rate, 255)
+        check_range("SpO2", self.spo2, 127)
 
     @classmethod
     def parse(cls, data: bytes) -> LiveFrame:
         """Parse exactly one frame; raises :class:`FrameError` if ``data`` is not one."""
-        if len(data) != FRAME_SIZE:
-            raise FrameError(f"a legacy frame is {FRAME_SIZE} bytes, not {len(data)}")
-        if not data[0] & 0x80:
-            raise FrameError("sync bit missing in byte 0")
-        for index in range(1, FRAME_SIZE):
-            if data[index] & 0x80:
-                raise FrameError(f"sync bit set in byte {index}")
+        check_sync_bits(data, FRAME_SIZE, "legacy")
         b0, b1, b2, b3, b4 = data
         return cls(
             signal_strength=b0 & 0x0F,
@@ -101,11 +102,6 @@ class LiveFrame:
     @property
     def has_spo2(self) -> bool:
         return self.spo2 < NO_SPO2 and self.spo2 <= 100
-
-
-def _check_range(name: str, value: int, maximum: int) -> None:
-    if not 0 <= value <= maximum:
-        raise FrameError(f"{name} {value} outside 0..{maximum}")
 
 
 def decode(buffer: bytearray, start: int) -> Found[LiveFrame] | Skip | _NeedMore:

@@ -124,6 +124,24 @@ class Framer(Generic[F]):
         return frames
 
 
+def check_range(name: str, value: int, maximum: int) -> None:
+    """Raise :class:`FrameError` unless ``0 <= value <= maximum`` (a field's bit width)."""
+    if not 0 <= value <= maximum:
+        raise FrameError(f"{name} {value} outside 0..{maximum}")
+
+
+def check_sync_bits(data: bytes, size: int, what: str) -> None:
+    """Raise :class:`FrameError` unless ``data`` is ``size`` bytes with bit 7 set in byte 0
+    only - the layout of the Contec legacy and BerryMed frames."""
+    if len(data) != size:
+        raise FrameError(f"a {what} frame is {size} bytes, not {len(data)}")
+    if not data[0] & 0x80:
+        raise FrameError("sync bit missing in byte 0")
+    for index in range(1, size):
+        if data[index] & 0x80:
+            raise FrameError(f"sync bit set in byte {index}")
+
+
 def sync_bit_frame(
     buffer: bytearray, start: int, size: int, build: Callable[[bytes], F]
 ) -> Found[F] | Skip | _NeedMore:

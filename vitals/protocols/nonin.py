@@ -55,7 +55,7 @@ from typing import Final
 
 from vitals.errors import FrameError
 from vitals.link import LinkSettings
-from vitals.protocols.framing import NEED_MORE, Found, Framer, Skip, _NeedMore
+from vitals.protocols.framing import NEED_MORE, Found, Framer, Skip, _NeedMore, check_range
 
 LINK: Final = LinkSettings(9600)
 FRAME_RATE_HZ: Final = 75
@@ -91,11 +91,6 @@ def checksum(data: bytes) -> int:
     return sum(data[:4]) & 0xFF
 
 
-def _check_range(name: str, value: int, maximum: int) -> None:
-    if not 0 <= value <= maximum:
-        raise FrameError(f"{name} {value} outside 0..{maximum}")
-
-
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One 5-byte frame: a status, a pleth sample and one data byte of the packet."""
@@ -110,8 +105,8 @@ class Frame:
     perfusion: Perfusion = Perfusion.NONE
 
     def __post_init__(self) -> None:
-        _check_range("pleth", self.pleth, 255)
-        _check_range("data byte", self.data, 255)
+        check_range("pleth", self.pleth, 255)
+        check_range("data byte", self.data, 255)
 
     @classmethod
     def parse(cls, data: bytes) -> Frame:
@@ -192,7 +187,7 @@ class PacketValues:
 
     def __post_init__(self) -> None:
         for name, maximum in _VALUE_LIMITS:
-            _check_range(name.replace("_", " "), getattr(self, name), maximum)
+            check_range(name.replace("_", " "), getattr(self, name), maximum)
 
     @property
     def low_battery(self) -> bool:

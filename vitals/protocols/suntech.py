@@ -55,7 +55,7 @@ from typing import Final, TypeVar
 
 from vitals.errors import FrameError
 from vitals.link import LinkSettings
-from vitals.protocols.framing import NEED_MORE, Found, Framer, Skip, _NeedMore
+from vitals.protocols.framing import NEED_MORE, Found, Framer, Skip, _NeedMore, check_range
 
 LINK: Final = LinkSettings(9600)
 HOST_START: Final = 0x3A
@@ -191,11 +191,6 @@ def _wrap(body: bytes) -> bytes:
     return head + bytes((checksum(head),))
 
 
-def _check_range(name: str, value: int, maximum: int) -> None:
-    if not 0 <= value <= maximum:
-        raise FrameError(f"{name} {value} outside 0..{maximum}")
-
-
 @dataclass(frozen=True, slots=True)
 class Ack:
     """A 4-byte acknowledgement: ``'O'`` received, ``'K'`` done, ``'N'`` refused..."""
@@ -221,7 +216,7 @@ class WordReply:
     value: int
 
     def __post_init__(self) -> None:
-        _check_range("word", self.value, 0xFFFF)
+        check_range("word", self.value, 0xFFFF)
 
     @classmethod
     def parse(cls, data: bytes) -> WordReply:
@@ -257,7 +252,7 @@ class BpData:
             ("error code", self.error_code, 0xFF), ("beats", self.beats, 0xFF),
             ("BP status", self.bp_status, 0xFF),
         ):  # fmt: skip
-            _check_range(name, value, top)
+            check_range(name, value, top)
         if len(self.test_codes) != 8 or len(self.spare) != 3:
             raise FrameError("BP data needs 8 test codes and 3 spare bytes")
 
