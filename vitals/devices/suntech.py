@@ -21,8 +21,8 @@ pressure during a cycle, the four BP kinds for a start or a result.  Should the 
 a deflating cuff that stays at or below 5 mmHg for 2 s is taken as the end of the cycle, and
 so is a cycle still running after ``MAX_CYCLE_S``.
 
-``tick`` cannot return readings, so the few it makes (a second timeout) are handed out by the
-next ``receive`` call.
+Readings that time alone produces (a request given up after its second timeout) come out of
+``tick``; those that replies complete, out of ``receive``.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class SunTechDriver(DeviceDriver):
     )
 
     def __init__(
-        self, port: str, *, repeat_every: float | None = None, pressure_poll_hz: float = 25.0
+        self, *, port: str, repeat_every: float | None = None, pressure_poll_hz: float = 25.0
     ) -> None:
         super().__init__(port=port)
         if repeat_every is not None and repeat_every <= 0:
