@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTENV := $(VENV)/.installed-test
+BENCHENV := $(VENV)/.installed-bench
 
 .PHONY: demo test lint typecheck unit bench clean
 
@@ -37,8 +38,12 @@ typecheck: $(TESTENV)
 unit: $(TESTENV)
 	$(BIN)/python -m pytest
 
-## bench: framer throughput and pty-to-reading latency; results go to BENCHMARKS.md by hand
-bench: $(TESTENV)
+$(BENCHENV): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
+	touch $(RUNTIME) $(TESTENV) $@
+
+## bench: every benchmark (acquisition, DSP against HeartPy and NeuroKit2); paste into BENCHMARKS.md
+bench: $(BENCHENV)
 	$(BIN)/python -m bench
 
 clean:

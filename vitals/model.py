@@ -34,6 +34,9 @@ class Kind(StrEnum):
     OBJECT_TEMPERATURE = "object-temperature"
     AMBIENT_TEMPERATURE = "ambient-temperature"
     BODY_TEMPERATURE = "body-temperature"
+    BLOOD_PRESSURE = "blood-pressure"
+    """The systolic/diastolic/mean panel (a measurement with components, no value of its own)."""
+    BMI = "bmi"
 
     @property
     def unit(self) -> str:
@@ -56,6 +59,8 @@ _UNITS: dict[Kind, str] = {
     Kind.OBJECT_TEMPERATURE: "Cel",
     Kind.AMBIENT_TEMPERATURE: "Cel",
     Kind.BODY_TEMPERATURE: "Cel",
+    Kind.BLOOD_PRESSURE: "mm[Hg]",
+    Kind.BMI: "kg/m2",
 }
 
 
