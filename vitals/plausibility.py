@@ -49,7 +49,7 @@ MIN_PULSE_PRESSURE = Decimal(10)
 class PlausibleRanges:
     """Inclusive [low, high] per kind; kinds not listed are not checked."""
 
-    ranges: Mapping[Kind, tuple[Decimal, Decimal]] = field(default=_DEFAULTS)
+    ranges: Mapping[Kind, tuple[Decimal, Decimal]] = field(default_factory=lambda: _DEFAULTS)
     min_pulse_pressure: Decimal = MIN_PULSE_PRESSURE
 
     def check(self, kind: Kind, value: Decimal, unit: str) -> Reason | None:
