@@ -36,7 +36,9 @@ def test_a_failed_measurement_must_say_why() -> None:
 
 
 def test_a_reason_that_retaking_cannot_fix_is_not_a_retake() -> None:
-    overload = Reason("overload", "Too heavy for the scale.", "Quá tải trọng của cân.", retake=False)
+    overload = Reason(
+        "overload", "Too heavy for the scale.", "Quá tải trọng của cân.", retake=False
+    )
     failed = _measurement(value=None, status=Status.INVALID, reasons=(overload,))
     assert not failed.retake_advised
 
