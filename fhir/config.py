@@ -38,7 +38,9 @@ class SmartSettings:
     client_id: str
     key_path: Path
     """PEM private key (RSA for RS384, P-384 EC for ES384)."""
-    key_id: str
+    key_id: str | None = None
+    """The ``kid`` the hospital registered; None: the key's RFC 7638 thumbprint, which is
+    what ``cabin keys jwks`` publishes."""
     algorithm: str = "RS384"
     scopes: tuple[str, ...] = ("system/Patient.write", "system/Observation.write")
 
@@ -54,4 +56,6 @@ class HospitalConfig:
     identifiers: IdentifierSystems = field(default_factory=IdentifierSystems)
     smart: SmartSettings | None = None
     verify_tls: bool = True
+    ca_file: Path | None = None
+    """CA bundle for a hospital behind a private certificate authority."""
     timeout: float = 30.0

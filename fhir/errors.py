@@ -7,8 +7,13 @@
     ├── OutboxError         the durable outbox cannot be opened, read or written
     │   └── KeyError_       the encryption key is missing, malformed or does not open the data
     ├── TransportError      no HTTP answer: connection refused, reset, TLS failure, timeout
+    ├── IncompatibleServerError  the CapabilityStatement rules the server out (not 4.0.x, no
+    │                       transaction)
     ├── ServerError         the FHIR server answered with an error status (OperationOutcome kept)
+    │   └── UnexpectedResponseError  a 2xx whose body is not the FHIR JSON asked for, or too large
     └── AuthError           the SMART token endpoint refused the cabin, or answered nonsense
+        ├── SigningKeyError the cabin's signing key is missing, malformed or of the wrong kind
+        └── TokenRequestError  the token endpoint refused (RFC 6749 section 5.2)
 
 Third-party exceptions (``aiohttp.ClientError``, ``sqlite3.Error``, ``jwt.PyJWTError``,
 ``cryptography`` errors, pydantic validation errors) are translated to these at the boundary.
@@ -50,3 +55,29 @@ class ServerError(FhirError):
 
 class AuthError(FhirError):
     """The SMART Backend Services token request failed."""
+
+
+class IncompatibleServerError(FhirError):
+    """The server's CapabilityStatement rules it out: not FHIR 4.0.x, or no ``transaction``."""
+
+
+class UnexpectedResponseError(ServerError):
+    """A successful status with a body that is not the FHIR JSON asked for (or is too large)."""
+
+
+class SigningKeyError(AuthError):
+    """The cabin's signing key is missing, unreadable, malformed, or of the wrong kind.
+
+    Without a usable key the cabin cannot authenticate to the hospital.
+    """
+
+
+class TokenRequestError(AuthError):
+    """The token endpoint answered with an error (OAuth 2.0, RFC 6749 section 5.2)."""
+
+    def __init__(self, message: str, *, status: int, error: str | None, description: str | None):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        """``invalid_client``, ``invalid_scope``, ... or ``None`` if the body had none."""
+        self.description = description
