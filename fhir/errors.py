@@ -5,7 +5,7 @@
     FhirError
     ├── MappingError        a visit cannot be expressed as valid FHIR R4 (a bug or bad input)
     ├── OutboxError         the durable outbox cannot be opened, read or written
-    │   └── KeyError_       the encryption key is missing, malformed or does not open the data
+    │   └── OutboxKeyError  the encryption key is missing, malformed or does not open the data
     ├── TransportError      no HTTP answer: connection refused, reset, TLS failure, timeout
     ├── IncompatibleServerError  the CapabilityStatement rules the server out (not 4.0.x, no
     │                       transaction)
