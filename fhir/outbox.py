@@ -37,6 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
+from fhir import jsonio
 from fhir.crypto import KeyRing
 from fhir.errors import OutboxError, OutboxKeyError
 
@@ -385,14 +386,14 @@ class Outbox:
                 record: dict[str, Any] = asdict(OutboxEntry.from_row(row))
                 for name in ("created_at", "next_attempt_at", "delivered_at"):
                     record[name] = _utc(record[name])
-                record["bundle"] = json.loads(self._unseal(row[9], "bundle", row[1], row[0]))
+                record["bundle"] = jsonio.loads(self._unseal(row[9], "bundle", row[1], row[0]))
                 record["answer"] = None
                 if row[10] is not None:
                     answer = self._unseal(row[10], "answer", row[1], row[0])
                     try:
-                        record["answer"] = json.loads(answer)
+                        record["answer"] = jsonio.loads(answer)
                     except (ValueError, RecursionError):
                         record["answer"] = answer.decode("utf-8", "replace")
-                stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+                stream.write(jsonio.dumps(record).decode("utf-8") + "\n")  # decimals as written
                 count += 1
         return count

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from fhir import jsonio
 from fhir.errors import TransportError
 from fhir.transport import TransportResponse
 
@@ -50,7 +51,7 @@ def _outcome(status: int, code: str, diagnostics: str) -> TransportResponse:
 def _checked(body: bytes) -> dict[str, Any] | str:
     """The request as a transaction Bundle, or why a server would refuse it."""
     try:
-        bundle = json.loads(body)
+        bundle = jsonio.loads(body)
     except (ValueError, RecursionError):
         return "the body is not JSON"
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -133,7 +134,7 @@ class DirectorySink:
                 self._index(fd)
                 answer = self._answer(bundle)
                 if bundle.get("id") not in self._bundle_ids:
-                    line = json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
+                    line = jsonio.dumps(bundle).decode("utf-8")  # decimals as written
                     data = line.encode() + b"\n"
                     written = 0
                     while written < len(data):
