@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTENV := $(VENV)/.installed-test
 BENCHENV := $(VENV)/.installed-bench
+# test peers: Medplum's FHIR router (npm, from the committed lockfile)
+MEDPLUM_PEER := tests/peers/medplum/node_modules/.package-lock.json
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit peers bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +37,12 @@ lint: $(TESTENV)
 typecheck: $(TESTENV)
 	$(BIN)/mypy
 
-unit: $(TESTENV)
+$(MEDPLUM_PEER): tests/peers/medplum/package-lock.json
+	cd tests/peers/medplum && npm ci --no-audit --no-fund --loglevel=error
+
+peers: $(MEDPLUM_PEER)
+
+unit: $(TESTENV) $(MEDPLUM_PEER)
 	$(BIN)/python -m pytest
 
 $(BENCHENV): pyproject.toml | $(VENV)/bin/python
@@ -47,4 +54,5 @@ bench: $(BENCHENV)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis \
+		tests/peers/medplum/node_modules

@@ -218,7 +218,7 @@ def main(count: int = 60) -> str:
         "the maximum-amplitude estimate uses Geddes' 0.5/0.8, so part of its error (SYS high, "
         "DIA low) is that ratio difference, and the maximum-slope method's DIA sits 0.75 x "
         "(MAP - DIA) below DIA on a Gaussian - often past the end of the simulated deflation "
-        "(12 mmHg below DIA), hence its 'none'. The fast mode (the whole deflation in 7.5 s, "
+        "(20 mmHg below DIA), hence its 'none'. The fast mode (the whole deflation in 7.5 s, "
         "about 10 mmHg between beats) is for tests: its envelope is rarely confident enough to "
         "check, which the quality index says.",
     ]

@@ -2,7 +2,7 @@
 
 A cycle starts on the host's start command and runs as the real module runs it: a short valve
 check, inflation to about systolic + 30 mmHg in 5-8 s, a linear deflation at 3.5 mmHg/s (about
-3 mmHg per beat at 72 bpm; automatic monitors deflate at 3-5 mmHg/s) down to 12 mmHg below
+3 mmHg per beat at 72 bpm; automatic monitors deflate at 3-5 mmHg/s) down to 20 mmHg below
 diastolic, then the dump valve empties the cuff and the module sends its unprompted 'K'.  The
 host reads the cuff pressure whenever it likes; the answer is the pressure at that instant, to
 the mmHg, like the module's own word reply.
@@ -47,7 +47,7 @@ from vitals.sim.truth import Truth
 SYSTOLIC_RATIO = 0.55
 DIASTOLIC_RATIO = 0.85
 OVERSHOOT_MMHG = 30.0
-BELOW_DIASTOLIC_MMHG = 12.0
+BELOW_DIASTOLIC_MMHG = 20.0
 DEFLATE_MMHG_PER_S = 3.5
 FAST_DEFLATE_S = 7.5
 LEAK_PLATEAU_MMHG = 25.0
