@@ -173,7 +173,14 @@ class _Observations:
                 )
             device_url = self.devices[key].full_url
         stamp = measurement.at.utc.isoformat(timespec="milliseconds")
-        parts = (key, self._visit.patient.cccd, code_of(measurement.kind).loinc, stamp)
+        parts: tuple[str, ...] = (
+            key,
+            self._visit.patient.cccd,
+            code_of(measurement.kind).loinc,
+            stamp,
+        )
+        if measurement.members:  # a mean shares its last reading's device, type and time
+            parts += (f"mean-of-{len(measurement.members)}",)
         value = f"urn:observation:{stable_uuid(*parts)}"
         identifier = {"system": self._systems.observation, "value": value}
         url = f"urn:uuid:{stable_uuid('observation-entry', *parts)}"

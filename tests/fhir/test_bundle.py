@@ -214,3 +214,12 @@ def test_bad_identity_is_refused(fields: dict[str, str], message: str) -> None:
     base.update(fields)
     with pytest.raises(ValueError, match=message):
         PatientIdentity(**base)
+
+
+def test_observation_identifiers_are_unique_even_for_a_mean_and_its_last_reading() -> None:
+    values = [
+        entry["resource"]["identifier"][0]["value"]
+        for entry in _entries(build_bundle(visit()).json)
+        if entry["resource"]["resourceType"] == "Observation"
+    ]
+    assert len(values) == len(set(values)) == 10
