@@ -43,7 +43,7 @@ def test_a_visit_is_accepted_with_every_observation_conforming(medplum: MedplumP
     assert status == 200, answer
     statuses = [entry["response"]["status"] for entry in answer["entry"]]
     assert len(statuses) == sum(built.resource_counts.values())
-    assert all(s.startswith("201") or s.startswith("200") for s in statuses), statuses
+    assert all(s.startswith(("201", "200")) for s in statuses), statuses
 
 
 def test_sending_the_same_visit_twice_creates_nothing_new(medplum: MedplumPeer) -> None:
