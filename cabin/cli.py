@@ -12,13 +12,15 @@ Configuration: ``--config FILE`` or ``$CABIN_CONFIG`` (TOML); embedded defaults 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from cabin import __version__, operator
-from cabin.config import ConfigError, load
+from cabin.config import CabinConfig, ConfigError, load
+from cabin.headless import TEST_RESIDENT, VisitOptions, load_identity, simulate_visit
 from vitals import cli as vitals_cli
 
 
@@ -34,6 +36,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="simulate every sensor and show live readings (options: see `vitals demo -h`)",
         add_help=False,
     )
+    visit = commands.add_parser("visit", help="one headless visit end to end")
+    visit.add_argument(
+        "--simulate",
+        action="store_true",
+        required=True,
+        help="use simulated devices (the only mode without a kiosk yet)",
+    )
+    visit.add_argument("--fhir-url", help="deliver to this FHIR base URL instead")
+    visit.add_argument("--seed", type=int, default=0)
+    visit.add_argument("--identity", type=Path, help="JSON file with the resident's identity")
+    visit.add_argument(
+        "--oximeter",
+        default="cms50d-legacy",
+        choices=["cms50d-legacy", "cms50ew", "berrymed-bci", "nonin-oem3"],
+    )
+    visit.add_argument("--bp-protocol", choices=["screening", "aha2019"], default="screening")
+    visit.add_argument("--real-time", action="store_true", help="real device timing")
     operator.add_commands(commands)
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
@@ -49,4 +68,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cabin: {exc}", file=sys.stderr)
         return 2
+    if args.command == "visit":
+        return _visit(args, config)
     return operator.run(args, config)
+
+
+def _visit(args: argparse.Namespace, config: CabinConfig) -> int:
+    if args.fhir_url:
+        config = config.with_fhir_url(args.fhir_url)
+    try:
+        identity = TEST_RESIDENT if args.identity is None else load_identity(args.identity)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"cabin visit: cannot use {args.identity}: {exc}", file=sys.stderr)
+        return 2
+    options = VisitOptions(
+        seed=args.seed,
+        real_time=args.real_time,
+        oximeter=args.oximeter,
+        bp_protocol=args.bp_protocol,
+        identity=identity,
+    )
+    try:
+        return asyncio.run(simulate_visit(config, options, sys.stdout))
+    except KeyboardInterrupt:
+        return 130

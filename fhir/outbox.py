@@ -351,6 +351,24 @@ class Outbox:
             ).fetchall()
         return [OutboxEntry.from_row(row) for row in rows]
 
+    def entry(self, bundle_id: str) -> OutboxEntry | None:
+        """One bundle's delivery record, or None if there is no such bundle."""
+        with self._lock, self.translated():
+            row = self._connection.execute(
+                f"SELECT {_ENTRY} FROM bundles WHERE id = ?", (bundle_id,)
+            ).fetchone()
+        return None if row is None else OutboxEntry.from_row(row)
+
+    def answer(self, bundle_id: str) -> bytes | None:
+        """The server's kept answer to a bundle (decrypted), or None if there is none."""
+        with self._lock, self.translated():
+            row = self._connection.execute(
+                "SELECT hospital, answer FROM bundles WHERE id = ?", (bundle_id,)
+            ).fetchone()
+        if row is None or row[1] is None:
+            return None
+        return self._unseal(row[1], "answer", row[0], bundle_id)
+
     def retry(self, bundle_id: str) -> OutboxEntry:
         """Make any bundle pending and due now (re-sending a delivered one is harmless)."""
         with self.transaction() as tx:

@@ -32,6 +32,7 @@ import asyncio
 import logging
 import re
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,7 +117,7 @@ class TokenSource:
         settings: SmartSettings,
         *,
         session: aiohttp.ClientSession | None = None,
-        verify_tls: bool = True,
+        verify_tls: bool | ssl.SSLContext = True,
         timeout: float = 30.0,
         refresh_skew: float = 60.0,
         assertion_lifetime: float = DEFAULT_ASSERTION_LIFETIME,
