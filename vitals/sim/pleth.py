@@ -65,6 +65,8 @@ class PlethSource:
         self.beat_times: list[float] = []
         self.beat_samples: list[int] = []
         self._count = 0
+        self._sway: tuple[npt.NDArray[np.float64], ...] | None = None
+        self._drift = 0.0
         self._peak_logged = False
 
     def _next_interval(self) -> float:
@@ -94,17 +96,30 @@ class PlethSource:
             out += self._rng.normal(0.0, 0.04 * self.noise, count)
         if motion:
             out += self._motion(times)
+        else:
+            self._sway = None
+            self._drift = 0.0
         self._t += count * dt
         self._count += count
         return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
 
     def _motion(self, times: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Motion artefact: large low-frequency swings plus occasional steps."""
-        freq = self._rng.uniform(0.8, 3.0, 3)
-        phase = self._rng.uniform(0, 2 * np.pi, 3)
-        gain = self._rng.uniform(0.2, 0.5, 3)
+        """Motion artefact: coherent low-frequency sways plus a drifting baseline.
+
+        The sway frequencies, phases and gains are drawn once per motion episode (a new
+        episode starts when a call with motion follows one without), so a stream fed a few
+        samples at a time sways like a moving hand instead of turning into broadband noise.
+        """
+        if self._sway is None:
+            self._sway = (
+                self._rng.uniform(0.8, 3.0, 3),
+                self._rng.uniform(0, 2 * np.pi, 3),
+                self._rng.uniform(0.2, 0.5, 3),
+            )
+        freq, phase, gain = self._sway
         swing = (gain[:, None] * np.sin(2 * np.pi * freq[:, None] * times + phase[:, None])).sum(0)
-        steps = np.cumsum(self._rng.normal(0.0, 0.05, times.size))
+        steps = self._drift + np.cumsum(self._rng.normal(0.0, 0.05, times.size))
+        self._drift = float(steps[-1]) if steps.size else self._drift
         return np.asarray(swing + steps, dtype=np.float64)
 
 

@@ -89,12 +89,12 @@ def test_a_motion_period_is_set_aside_and_the_values_still_count() -> None:
     assert results[Kind.SPO2].status is Status.VALID
 
 
-def test_a_resident_who_never_keeps_still_gets_questionable_values_and_a_motion_reason() -> None:
+def test_a_resident_who_never_keeps_still_gets_no_values_and_a_motion_reason() -> None:
     truth = Truth(hr=75, motion=(Period(4.0, 200.0),))
     results, ended = _measure(Cms50LegacySimulator(truth, seed=6), "cms50d-legacy")
     assert ended == pytest.approx(45.0, abs=1.0)  # the measuring window's end
     for measurement in results.values():
-        assert measurement.status is Status.QUESTIONABLE
+        assert measurement.status is Status.NOT_AVAILABLE
         assert MOTION in measurement.reasons
         assert measurement.retake_advised
 
