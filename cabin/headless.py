@@ -11,7 +11,6 @@ queued for the cabin service (``cabin outbox status``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import tempfile
 import uuid
@@ -22,10 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cabin.config import CabinConfig
-from cabin.operator import open_outbox
-from cabin.transports import open_transports
+from cabin.operator import deliver_until, open_outbox
 from fhir.bundle import MappingOptions, build_bundle
-from fhir.delivery import DeliveryWorker
 from fhir.outbox import BundleState, Outbox, OutboxEntry
 from fhir.visit import PatientIdentity, Sex, VisitRecord
 from vitals.clock import Clock
@@ -246,20 +243,12 @@ def _enqueue(outbox: Outbox, hospital: str, bundle_id: str, bundle: bytes) -> No
 
 
 async def _deliver_one(config: CabinConfig, outbox: Outbox, bundle_id: str) -> OutboxEntry | None:
-    async with open_transports(config.hospitals) as transports, asyncio.TaskGroup() as group:
-        worker = DeliveryWorker(outbox, transports)
-        task = group.create_task(worker.run())
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(DELIVERY_WAIT_S):
-                    while True:
-                        entry = await asyncio.to_thread(outbox.entry, bundle_id)
-                        if entry is not None and entry.state is not BundleState.PENDING:
-                            return entry
-                        await asyncio.sleep(0.1)
-            return await asyncio.to_thread(outbox.entry, bundle_id)
-        finally:
-            task.cancel()
+    def settled() -> bool:
+        entry = outbox.entry(bundle_id)
+        return entry is not None and entry.state is not BundleState.PENDING
+
+    await deliver_until(outbox, config.hospitals, done=settled, wait=DELIVERY_WAIT_S)
+    return await asyncio.to_thread(outbox.entry, bundle_id)
 
 
 def _answer_summary(outbox: Outbox, bundle_id: str) -> str:
@@ -276,6 +265,9 @@ def _answer_summary(outbox: Outbox, bundle_id: str) -> str:
         for entry in answer.get("entry", [])
         if isinstance(entry, dict)
     ]
+    accepted = sum(s.startswith("2") for s in statuses)
     created = sum(s == "201" for s in statuses)
-    existing = sum(s == "200" for s in statuses)
-    return f"Server answer: {len(statuses)} entries, {created} created, {existing} already there"
+    return (
+        f"Server answer: {accepted} of {len(statuses)} entries accepted, {created} created, "
+        f"{accepted - created} already there or updated in place"
+    )

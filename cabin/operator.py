@@ -12,13 +12,19 @@ cabin keys jwks                                       (the public JWK Set to reg
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
 from cabin.config import OUTBOX_KEYS_ENV, CabinConfig
+from cabin.transports import open_transports
+from fhir.config import HospitalConfig
 from fhir.crypto import KeyRing, key_ring_from_env, load_key_file
+from fhir.delivery import DeliveryWorker
 from fhir.errors import FhirError
 from fhir.keys import Algorithm, generate_key_file, public_jwks
 from fhir.keys import load_key_file as load_signing_key
@@ -41,6 +47,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export = actions.add_parser("export", help="decrypted bundles as NDJSON on stdout")
     export.add_argument("--hospital")
     export.add_argument("--state", choices=[s.value for s in BundleState])
+
+    deliver = actions.add_parser("deliver", help="send every pending bundle, then stop")
+    deliver.add_argument("--wait", type=float, default=60.0, metavar="SECONDS")
+    deliver.add_argument("--fhir-url", help="deliver to this FHIR base URL (first hospital)")
 
     keys = commands.add_parser("keys", help="the cabin's SMART signing key")
     key_actions = keys.add_subparsers(dest="action", required=True)
@@ -67,9 +77,11 @@ def run(args: argparse.Namespace, config: CabinConfig, out: TextIO | None = None
     try:
         if args.command == "keys":
             return _keys(args, config, out)
+        if getattr(args, "fhir_url", None):
+            config = config.with_fhir_url(args.fhir_url)
         outbox = open_outbox(config)
         try:
-            return _outbox(args, outbox, out)
+            return _outbox(args, outbox, out, config.hospitals)
         finally:
             outbox.close()
     except (FhirError, ValueError) as exc:
@@ -77,7 +89,9 @@ def run(args: argparse.Namespace, config: CabinConfig, out: TextIO | None = None
         return 1
 
 
-def _outbox(args: argparse.Namespace, outbox: Outbox, out: TextIO) -> int:
+def _outbox(
+    args: argparse.Namespace, outbox: Outbox, out: TextIO, hospitals: Sequence[HospitalConfig]
+) -> int:
     action = args.action
     if action == "status":
         rows = outbox.status()
@@ -109,7 +123,45 @@ def _outbox(args: argparse.Namespace, outbox: Outbox, out: TextIO) -> int:
     elif action == "export":
         state = None if args.state is None else BundleState(args.state)
         outbox.export(out, hospital=args.hospital, state=state)
+    elif action == "deliver":
+        pending = asyncio.run(deliver_pending(outbox, hospitals, wait=args.wait))
+        out.write(f"{pending} bundle(s) still pending\n" if pending else "nothing pending\n")
+        return 1 if pending else 0
     return 0
+
+
+async def deliver_pending(
+    outbox: Outbox, hospitals: Sequence[HospitalConfig], *, wait: float
+) -> int:
+    """Run the delivery worker until nothing is pending or ``wait`` seconds passed; how many
+    bundles are still pending (retries are paced by the worker's backoff)."""
+
+    def pending() -> int:
+        return sum(row.pending for row in outbox.status())
+
+    await deliver_until(outbox, hospitals, done=lambda: pending() == 0, wait=wait)
+    return await asyncio.to_thread(pending)
+
+
+async def deliver_until(
+    outbox: Outbox,
+    hospitals: Sequence[HospitalConfig],
+    *,
+    done: Callable[[], bool],
+    wait: float,
+    poll: float = 0.1,
+) -> None:
+    """Run the delivery worker until ``done()`` (a blocking outbox query) or ``wait`` seconds."""
+    async with open_transports(hospitals) as transports, asyncio.TaskGroup() as group:
+        task = group.create_task(DeliveryWorker(outbox, transports).run())
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    # the worker signals nothing when a bundle settles: poll the outbox
+                    while not await asyncio.to_thread(done):  # noqa: ASYNC110
+                        await asyncio.sleep(poll)
+        finally:
+            task.cancel()
 
 
 def _keys(args: argparse.Namespace, config: CabinConfig, out: TextIO) -> int:
