@@ -1,31 +1,72 @@
-"""``python -m bench``: every benchmark of the acquisition layer, as Markdown for BENCHMARKS.md."""
+"""``python -m bench``: every benchmark, as Markdown for BENCHMARKS.md.
+
+    python -m bench                       all sections
+    python -m bench --only acquisition    framers and pty latency (issue 2)
+    python -m bench --only dsp            pulse rate vs HeartPy/NeuroKit2, BP envelope,
+                                          body vitals, screening time (issue 3)
+    python -m bench --only fhir           queuing a visit, drain rates (issue 4)
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from bench import latency, machine, throughput
+from bench import (
+    body_vitals,
+    bp_envelope,
+    fhir_delivery,
+    latency,
+    machine,
+    ppg,
+    screening,
+    throughput,
+)
 from bench.framers import FRAMERS
 from vitals.devices.catalog import DRIVERS
+
+SECTIONS = ("acquisition", "dsp", "fhir")
+
+
+def acquisition(runs: int, latency_seconds: float, devices: list[str]) -> None:
+    print(f"## Acquisition\n\n{machine.describe()}\n")
+    print(f"### Framer throughput, 1 % of bytes corrupted (median of {runs} runs)\n")
+    results = [throughput.measure(n, FRAMERS[n], runs=runs) for n in devices]
+    print(throughput.table(results), "\n", flush=True)
+    print("### Latency, last byte of a frame on the pty to the reading object\n")
+    timings = [latency.measure(n, seconds=latency_seconds) for n in devices]
+    print(latency.table(timings), "\n", flush=True)
+
+
+def dsp() -> None:
+    print("## Measurement (DSP and procedures)\n")
+    print(ppg.main(), "\n", flush=True)
+    print(bp_envelope.main(), "\n", flush=True)
+    print(body_vitals.main(50), "\n", flush=True)
+    print(screening.main(), "\n", flush=True)
+
+
+def fhir() -> None:
+    print("## FHIR delivery\n")
+    print(fhir_delivery.main(), "\n", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--device", action="append", help="only these devices")
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="only these sections")
+    parser.add_argument("--device", action="append", help="acquisition: only these devices")
     parser.add_argument("--runs", type=int, default=5, help="runs per throughput median")
     parser.add_argument("--latency-seconds", type=float, default=8.0)
     args = parser.parse_args()
-    # a corrupted stream makes drivers warn about every garbled reply; the tables say enough
+    # corrupted streams make drivers warn about every garbled reply; the tables say enough
     logging.basicConfig(level=logging.ERROR)
-    names = args.device or sorted(DRIVERS)
-    print(f"## Acquisition benchmarks\n\n{machine.describe()}\n")
-    print("### Framer throughput, 1 % of bytes corrupted (median of", args.runs, "runs)\n")
-    results = [throughput.measure(n, FRAMERS[n], runs=args.runs) for n in names]
-    print(throughput.table(results), "\n", flush=True)
-    print("### Latency, last byte of a frame on the pty to the reading object\n")
-    timings = [latency.measure(n, seconds=args.latency_seconds) for n in names]
-    print(latency.table(timings))
+    chosen = args.only or list(SECTIONS)
+    if "acquisition" in chosen:
+        acquisition(args.runs, args.latency_seconds, args.device or sorted(DRIVERS))
+    if "dsp" in chosen:
+        dsp()
+    if "fhir" in chosen:
+        fhir()
 
 
 main()
