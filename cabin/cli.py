@@ -1,6 +1,6 @@
 """``cabin``: the cabin service's command.
 
-    cabin demo [vitals demo options]      every simulated sensor, live (see ``vitals demo -h``)
+    cabin demo [--live] [--real-time]     one simulated visit, delivered to the local sink
     cabin visit --simulate [...]          one headless visit end to end, delivered as FHIR
     cabin outbox status|list|retry|purge|export
     cabin keys generate|jwks
@@ -31,11 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="TOML configuration file")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "demo",
-        help="simulate every sensor and show live readings (options: see `vitals demo -h`)",
-        add_help=False,
+    demo = commands.add_parser(
+        "demo", help="one simulated visit on embedded defaults, delivered to the local sink"
     )
+    demo.add_argument("--live", action="store_true", help="then show every sensor live")
+    demo.add_argument("--real-time", action="store_true", help="real device timing")
+    demo.add_argument("--seed", type=int, default=0)
     visit = commands.add_parser("visit", help="one headless visit end to end")
     visit.add_argument(
         "--simulate",
@@ -54,11 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     visit.add_argument("--bp-protocol", choices=["screening", "aha2019"], default="screening")
     visit.add_argument("--real-time", action="store_true", help="real device timing")
     operator.add_commands(commands)
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "demo":
-        return vitals_cli.main(["demo", *rest])
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -70,7 +67,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "visit":
         return _visit(args, config)
+    if args.command == "demo":
+        return _demo(args, config)
     return operator.run(args, config)
+
+
+def _demo(args: argparse.Namespace, config: CabinConfig) -> int:
+    options = VisitOptions(seed=args.seed, real_time=args.real_time)
+    try:
+        status = asyncio.run(simulate_visit(config, options, sys.stdout))
+    except KeyboardInterrupt:
+        return 130
+    print(f"The hospital's copy (NDJSON, one bundle per line): {config.hospital().base_url}")
+    if args.live:
+        print("Every simulated sensor, live (Ctrl-C to stop):")
+        return vitals_cli.main(["demo"])
+    return status
 
 
 def _visit(args: argparse.Namespace, config: CabinConfig) -> int:
