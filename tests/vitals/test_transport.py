@@ -87,10 +87,10 @@ def test_loop_url_echoes_writes() -> None:
 
 def test_socket_url_reads_from_a_serial_over_tcp_server() -> None:
     async def scenario() -> bytes:
-        async def device(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def device(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.write(b"ST,GS,+0063.40kg\r\n")
             await writer.drain()
-            await asyncio.sleep(0.5)
+            await reader.read()  # stay connected until the reader hangs up
             writer.close()
 
         server = await asyncio.start_server(device, "127.0.0.1", 0)
