@@ -71,8 +71,10 @@ class MedplumPeer:
 
     ``base_url`` is the FHIR base (``http://127.0.0.1:PORT/fhir``), ``control_url`` the test
     control API (``http://127.0.0.1:PORT/__control``). ``restart()`` brings it back on the same
-    port with an empty repository. ``check_profiles=False`` validates base R4 only, for
-    throughput benchmarks.
+    port with an empty repository, or, given a ``state_path``, with everything it stored: the
+    peer loads that file when it starts and writes it (atomically) when ``stop()`` ends it, so
+    a ``kill()`` loses what was stored since the start. ``check_profiles=False`` validates
+    base R4 only, for throughput benchmarks.
     """
 
     def __init__(
@@ -83,9 +85,12 @@ class MedplumPeer:
         start_timeout: float = 30.0,
         stop_timeout: float = 5.0,
         log_path: Path | None = None,
+        state_path: Path | None = None,
         node: str = "node",
     ) -> None:
         self._requested_port = port
+        # Absolute: the peer runs in PEER_DIR.
+        self.state_path = None if state_path is None else state_path.absolute()
         self._check_profiles = check_profiles
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -127,6 +132,8 @@ class MedplumPeer:
         command = [self._node, "server.mjs", str(port)]
         if not self._check_profiles:
             command.append("--no-profiles")
+        if self.state_path is not None:
+            command += ["--state", str(self.state_path)]
         self._log = self.log_path.open("ab")
         started = time.monotonic()
         try:
@@ -166,9 +173,23 @@ class MedplumPeer:
             self._log.close()
             self._log = None
 
-    def restart(self) -> None:
-        """Stops the peer and starts it again on the same port, with an empty repository."""
+    def kill(self) -> None:
+        """Sends SIGKILL, as a crash would: with a ``state_path``, nothing is saved."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
         self.stop()
+
+    def restart(self) -> None:
+        """Stops the peer and starts it again on the same port: with a ``state_path``, with
+        everything it stored (raises if it could not save it), else with an empty repository."""
+        self.stop()
+        if self.state_path is not None and self.exit_code != 0:
+            raise MedplumPeerError(
+                f"the peer exited with code {self.exit_code}, so {self.state_path} may not hold "
+                f"what it stored; its log ({self.log_path}) ends:\n{self.log_tail()}"
+            )
         self.start()
 
     def __enter__(self) -> Self:

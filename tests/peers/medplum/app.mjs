@@ -39,13 +39,21 @@ const JSON_MEDIA_TYPES = new Set(['application/fhir+json', 'application/json', '
 const FORM_MEDIA_TYPE = 'application/x-www-form-urlencoded';
 
 /**
- * Loads the definitions and builds the request handler.
- * @param {{ log: (line: string) => void, checkProfiles: boolean }} options
- * @returns {(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => Promise<void>}
+ * Loads the definitions and builds the request handler, over a repository that starts empty or
+ * from `state` (a dump that `snapshot` made earlier, e.g. in another process).
+ * @param {{ log: (line: string) => void, checkProfiles: boolean, state?: object }} options
+ * @returns {{
+ *   handle: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => Promise<void>,
+ *   snapshot: () => Promise<{ json: string, resources: number }>,
+ * }} `snapshot` dumps the repository as JSON once the requests before it are done
  */
-export function createPeer({ log, checkProfiles }) {
+export function createPeer({ log, checkProfiles, state: initialState }) {
   const definitions = loadDefinitions({ checkProfiles });
   const repo = new ValidatingRepository(definitions.validate);
+  if (initialState !== undefined) {
+    repo.restore(initialState);
+    log(`restored ${countResources(repo)} resources`);
+  }
   const router = new FhirRouter();
   const capabilityStatement = capabilityStatementFor({
     resourceTypes: definitions.resourceTypes,
@@ -149,7 +157,7 @@ export function createPeer({ log, checkProfiles }) {
     }
   }
 
-  return async function handle(req, res) {
+  async function handle(req, res) {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const isFhir = url.pathname === FHIR_BASE || url.pathname.startsWith(`${FHIR_BASE}/`);
@@ -178,7 +186,18 @@ export function createPeer({ log, checkProfiles }) {
         res.destroy();
       }
     }
-  };
+  }
+
+  function snapshot() {
+    return runAlone(async () => ({ json: JSON.stringify(repo.snapshot()), resources: countResources(repo) }));
+  }
+
+  return { handle, snapshot };
+}
+
+/** @returns {number} how many current resources the repository holds */
+function countResources(repo) {
+  return Object.values(repo.countByType()).reduce((sum, n) => sum + n, 0);
 }
 
 function newControlState() {

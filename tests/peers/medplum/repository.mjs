@@ -14,6 +14,9 @@
 //     own token search is). That is the search behind every conditional
 //     create the cabin sends; without the index each one costs time in proportion to all the
 //     Observations stored, and a drain of a few hundred visits slows to a crawl.
+//   - can dump everything it holds as plain JSON (snapshot) and start again from such a dump
+//     (restore): current resources and every stored version. The identifier index is not in
+//     the dump; restore rebuilds it from the resources. server.mjs --state uses these.
 // Callers must not run two requests at once against it (app.mjs serialises them).
 //
 // The journal and the index read MemoryRepository's `resources` and `history` maps, which are
@@ -22,6 +25,9 @@
 
 import { OperationOutcomeError, Operator, allOk, badRequest, created, deepClone, multipleMatches } from '@medplum/core';
 import { MemoryRepository } from '@medplum/fhir-router';
+
+/** Marks a snapshot() dump; restore() refuses anything else. */
+const SNAPSHOT_FORMAT = 'medplum-peer-state/1';
 
 export class ValidatingRepository extends MemoryRepository {
   #validate;
@@ -114,6 +120,46 @@ export class ValidatingRepository extends MemoryRepository {
       throw err;
     } finally {
       this.#journal = undefined;
+    }
+  }
+
+  /**
+   * Everything stored, as plain JSON: `resources` (type → id → current version) and `history`
+   * (type → id → every version). It shares the stored objects: serialise it before the next
+   * write. Not to be called during a transaction.
+   */
+  snapshot() {
+    if (this.#journal) {
+      throw new Error('snapshot() during a transaction');
+    }
+    const dump = (byType) => Object.fromEntries([...byType].map(([resourceType, byId]) => [resourceType, Object.fromEntries(byId)]));
+    return { format: SNAPSHOT_FORMAT, resources: dump(this.resources), history: dump(this.history) };
+  }
+
+  /** Replaces everything stored with a snapshot() dump and rebuilds the identifier index. */
+  restore(dump) {
+    if (this.#journal) {
+      throw new Error('restore() during a transaction');
+    }
+    if (dump?.format !== SNAPSHOT_FORMAT || !isObject(dump.resources) || !isObject(dump.history)) {
+      throw new Error(`not a peer state dump (format ${SNAPSHOT_FORMAT})`);
+    }
+    this.clear();
+    for (const [byType, dumped] of [
+      [this.resources, dump.resources],
+      [this.history, dump.history],
+    ]) {
+      for (const [resourceType, byId] of Object.entries(dumped)) {
+        if (!isObject(byId)) {
+          throw new Error(`peer state dump: ${resourceType} is not an object of resources by id`);
+        }
+        byType.set(resourceType, new Map(Object.entries(byId)));
+      }
+    }
+    for (const [resourceType, byId] of this.resources) {
+      for (const id of byId.keys()) {
+        this.#reindex(resourceType, id);
+      }
     }
   }
 
@@ -213,6 +259,10 @@ function identifierSearchKey(searchRequest) {
     return undefined;
   }
   return `${searchRequest.resourceType}|${value}`.toLowerCase();
+}
+
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 function restoreEntry(byType, resourceType, id, value) {
