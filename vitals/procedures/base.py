@@ -22,8 +22,8 @@ from enum import StrEnum
 from typing import ClassVar
 
 from vitals.clock import Instant
-from vitals.measurement import Measurement
-from vitals.model import Kind, Reading
+from vitals.measurement import Measurement, Method, Reason
+from vitals.model import DeviceInfo, Kind, Reading, Status
 
 
 class Command(StrEnum):
@@ -106,6 +106,34 @@ class Procedure(ABC):
 
     def _finish(self, results: tuple[Measurement, ...] | list[Measurement]) -> None:
         self._results = tuple(results)
+
+    def _finish_unavailable(
+        self,
+        *,
+        kind: Kind,
+        method: Method,
+        at: Instant,
+        reason: Reason,
+        device: DeviceInfo | None,
+        details: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Finish with one measurement that has no value, and the reason why."""
+        self._finish(
+            [
+                Measurement(
+                    kind=kind,
+                    value=None,
+                    unit=kind.unit,
+                    at=at,
+                    status=Status.NOT_AVAILABLE,
+                    method=method,
+                    device=device,
+                    reasons=(reason,),
+                    procedure=self.name,
+                    details=details,
+                )
+            ]
+        )
 
     def elapsed(self, at: Instant) -> float:
         return 0.0 if self._started is None else at.seconds_since(self._started)

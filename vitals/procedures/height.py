@@ -167,20 +167,12 @@ class HeightProcedure(Procedure):
             reason = TOO_CLOSE
         else:
             reason = NO_TARGET
-        self._finish(
-            [
-                Measurement(
-                    kind=Kind.BODY_HEIGHT,
-                    value=None,
-                    unit="cm",
-                    at=at,
-                    status=Status.NOT_AVAILABLE,
-                    method=Method.ULTRASONIC,
-                    device=self._device,
-                    reasons=(reason,),
-                    procedure=self.name,
-                )
-            ]
+        self._finish_unavailable(
+            kind=Kind.BODY_HEIGHT,
+            method=Method.ULTRASONIC,
+            at=at,
+            reason=reason,
+            device=self._device,
         )
         return []
 

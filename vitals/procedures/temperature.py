@@ -163,20 +163,12 @@ class TemperatureProcedure(Procedure):
             reason = INCONSISTENT
         else:
             reason = NO_FOREHEAD
-        self._finish(
-            [
-                Measurement(
-                    kind=Kind.BODY_TEMPERATURE,
-                    value=None,
-                    unit="Cel",
-                    at=at,
-                    status=Status.NOT_AVAILABLE,
-                    method=Method.INFRARED_FOREHEAD,
-                    device=self._device,
-                    reasons=(reason,),
-                    procedure=self.name,
-                )
-            ]
+        self._finish_unavailable(
+            kind=Kind.BODY_TEMPERATURE,
+            method=Method.INFRARED_FOREHEAD,
+            at=at,
+            reason=reason,
+            device=self._device,
         )
         return []
 

@@ -215,21 +215,13 @@ class WeightProcedure(Procedure):
         details: tuple[tuple[str, str], ...] = ()
         if self._history:
             details = (("last-shown-kg", str(self._history[-1].kilograms)),)
-        self._finish(
-            [
-                Measurement(
-                    kind=Kind.BODY_WEIGHT,
-                    value=None,
-                    unit="kg",
-                    at=at,
-                    status=Status.NOT_AVAILABLE,
-                    method=Method.PLATFORM_SCALE,
-                    device=device,
-                    reasons=(reason,),
-                    procedure=self.name,
-                    details=details,
-                )
-            ]
+        self._finish_unavailable(
+            kind=Kind.BODY_WEIGHT,
+            method=Method.PLATFORM_SCALE,
+            at=at,
+            reason=reason,
+            device=device,
+            details=details,
         )
 
     # -- what the resident sees ------------------------------------------------------------
