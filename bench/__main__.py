@@ -1,10 +1,10 @@
 """``python -m bench``: every benchmark, as Markdown for BENCHMARKS.md.
 
-    python -m bench                       all sections
-    python -m bench --only acquisition    framers and pty latency (issue 2)
-    python -m bench --only dsp            pulse rate vs HeartPy/NeuroKit2, BP envelope,
-                                          body vitals, screening time (issue 3)
-    python -m bench --only fhir           queuing a visit, drain rates (issue 4)
+python -m bench                       all sections
+python -m bench --only acquisition    framers and pty latency (issue 2)
+python -m bench --only dsp            pulse rate vs HeartPy/NeuroKit2, BP envelope,
+                                      body vitals, screening time (issue 3)
+python -m bench --only fhir           queuing a visit, drain rates (issue 4)
 """
 
 from __future__ import annotations
