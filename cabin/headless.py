@@ -20,9 +20,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
+
 from cabin.config import CabinConfig
 from cabin.operator import deliver_until, open_outbox
+from cabin.transports import client_for
 from fhir.bundle import MappingOptions, build_bundle
+from fhir.config import HospitalConfig
+from fhir.errors import FhirError
 from fhir.outbox import BundleState, Outbox, OutboxEntry
 from fhir.visit import PatientIdentity, Sex, VisitRecord
 from vitals.clock import Clock
@@ -218,6 +223,7 @@ async def _deliver(config: CabinConfig, record: VisitRecord, out: TextIO) -> int
         await asyncio.to_thread(_enqueue, outbox, hospital.id, built.id, built.json)
         out.write(f"Bundle {built.id} ({counts}) committed to the outbox for {hospital.id}\n")
         out.write(f"Delivering to {hospital.base_url} ...\n")
+        out.write(await _server_check(hospital))
         out.flush()
         entry = await _deliver_one(config, outbox, built.id)
         summary = await asyncio.to_thread(_answer_summary, outbox, built.id)
@@ -249,6 +255,19 @@ async def _deliver_one(config: CabinConfig, outbox: Outbox, bundle_id: str) -> O
 
     await deliver_until(outbox, config.hospitals, done=settled, wait=DELIVERY_WAIT_S)
     return await asyncio.to_thread(outbox.entry, bundle_id)
+
+
+async def _server_check(hospital: HospitalConfig) -> str:
+    """The start-up check of a FHIR server (version, transaction support), as one line."""
+    if not hospital.base_url.startswith(("http://", "https://")):
+        return ""
+    async with aiohttp.ClientSession() as session:
+        try:
+            found = await client_for(hospital, session).capabilities()
+        except FhirError as exc:  # delivery is still tried: the worker's verdicts decide
+            return f"Server check failed: {exc}\n"
+    software = found.software or "unnamed server"
+    return f"Server: {software}, FHIR {found.fhir_version}, transactions supported\n"
 
 
 def _answer_summary(outbox: Outbox, bundle_id: str) -> str:

@@ -41,6 +41,7 @@ def test_a_simulated_visit_is_accepted_by_a_fhir_server_and_a_resend_adds_nothin
     accepted, entries, created = map(int, answer.groups())
     assert accepted == entries > 10
     assert created == entries - 1  # all but the Provenance, written in place with PUT
+    assert ", FHIR 4.0.1, transactions supported" in done.stdout
     for line in ("[temperature] body temperature: 36.8 Cel, valid", "[oximetry] spo2: 97 %, valid"):
         assert line in done.stdout
     bundle_id = re.search(r"Bundle (\S+) ", done.stdout)
