@@ -14,6 +14,7 @@ the caller's task group and ends only by cancellation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -188,11 +189,9 @@ class DeviceSession:
         driver = self.driver
         interval = driver.spec.tick_interval
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):  # a tick is due, or someone poked us
                 async with asyncio.timeout(interval):
                     await self._wake.wait()
-            except TimeoutError:
-                pass
             self._wake.clear()
             now = self._clock.now()
             for reading in driver.tick(now):
