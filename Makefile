@@ -49,10 +49,18 @@ $(BENCHENV): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
 	touch $(RUNTIME) $(TESTENV) $@
 
-## bench: every benchmark (acquisition, DSP against HeartPy and NeuroKit2); paste into BENCHMARKS.md
-bench: $(BENCHENV)
+# benchmark peers: the PeerJS server and the Node load client (npm, committed lockfiles)
+BENCH_PEERS := bench/peers/peerjs/node_modules/.package-lock.json \
+	bench/peers/loadclient/node_modules/.package-lock.json
+
+bench/peers/%/node_modules/.package-lock.json: bench/peers/%/package-lock.json
+	cd bench/peers/$* && npm ci --no-audit --no-fund --loglevel=error
+
+## bench: every benchmark (acquisition, DSP, FHIR, signaling vs PeerJS); paste into BENCHMARKS.md
+bench: $(BENCHENV) $(BENCH_PEERS)
 	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis \
-		tests/peers/medplum/node_modules
+		tests/peers/medplum/node_modules bench/peers/peerjs/node_modules \
+		bench/peers/loadclient/node_modules

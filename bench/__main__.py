@@ -5,6 +5,7 @@ python -m bench --only acquisition    framers and pty latency (issue 2)
 python -m bench --only dsp            pulse rate vs HeartPy/NeuroKit2, BP envelope,
                                       body vitals, screening time (issue 3)
 python -m bench --only fhir           queuing a visit, drain rates (issue 4)
+python -m bench --only signaling      relay vs PeerJS, idle memory, accept time (issue 5)
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from bench import (
     machine,
     ppg,
     screening,
+    signaling_relay,
     throughput,
 )
 from bench.framers import FRAMERS
 from vitals.devices.catalog import DRIVERS
 
-SECTIONS = ("acquisition", "dsp", "fhir")
+SECTIONS = ("acquisition", "dsp", "fhir", "signaling")
 
 
 def acquisition(runs: int, latency_seconds: float, devices: list[str]) -> None:
@@ -51,6 +53,11 @@ def fhir() -> None:
     print(fhir_delivery.main(), "\n", flush=True)
 
 
+def signaling() -> None:
+    print("## Signaling\n")
+    print(signaling_relay.main(), "\n", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--only", action="append", choices=SECTIONS, help="only these sections")
@@ -67,6 +74,8 @@ def main() -> None:
         dsp()
     if "fhir" in chosen:
         fhir()
+    if "signaling" in chosen:
+        signaling()
 
 
 main()

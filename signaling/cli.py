@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=8765)
     run.add_argument("--node", help="this node's name (default: host name)")
     run.add_argument("--redis", help="Redis URL: share state with other nodes")
+    run.add_argument("--redis-prefix", help="key prefix in Redis (default sig:)")
     run.add_argument(
         "--dev",
         action="store_true",
@@ -99,6 +100,8 @@ def _serve(args: argparse.Namespace) -> int:
     changes: dict[str, object] = {}
     if args.redis:
         changes["redis_url"] = args.redis
+    if args.redis_prefix:
+        changes["redis_prefix"] = args.redis_prefix
     if args.dev:
         changes["dev_key_dir"] = _data_dir()
     if args.grace is not None:

@@ -93,6 +93,10 @@ class SignalingConfig:
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     redis_url: str | None = None
+    redis_prefix: str = "sig:"
+    """Key and channel prefix in Redis: deployments (or tests) sharing a server stay apart."""
+    node_ttl_s: float = 10.0
+    """A node that has not heartbeated for this long is dead; its sessions are parked."""
     sweep_s: float = 1.0
     """How often a node expires grace windows, adopts a dead node's sessions and checks waits."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -335,6 +336,11 @@ class Connection:
                 await server.send_to(peer, {"type": "peer-back", "call": resumed.call.id})
             if resumed.ticket is not None:
                 await server.backplane.announce(resumed.ticket.hospital)
+                if resumed.ticket.no_doctor_notified:  # it may have been sent while away
+                    waited = round(server.clock() - resumed.ticket.enqueued_at, 1)
+                    self.send(
+                        {"type": "no-doctor", "ticket": resumed.ticket.id, "waited_s": waited}
+                    )
             logger.info(
                 "session resumed",
                 extra={"session": self.record.id, "event": "resumed", "node": server.node},
@@ -380,6 +386,13 @@ class Connection:
             case IceRefresh():
                 self.send(_with_ref(server.ice_message(record), message.id))
             case ConsultRequest(triage=triage):
+                if record.hospitals and triage.hospital is None:
+                    # "any hospital" from a cabin limited to some means any of *its* hospitals
+                    if len(record.hospitals) > 1:
+                        raise ProtocolError(
+                            ErrorCode.FORBIDDEN, "name one of this cabin's hospitals"
+                        )
+                    triage = dataclasses.replace(triage, hospital=record.hospitals[0])
                 if (
                     triage.hospital is not None
                     and record.hospitals

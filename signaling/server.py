@@ -250,13 +250,26 @@ class SignalingServer:
         }
 
     async def send_position(
-        self, connection: Connection, *, force: bool = False, ref: str | None = None
+        self,
+        connection: Connection,
+        *,
+        force: bool = False,
+        ref: str | None = None,
+        views: dict[tuple[str, ...], QueueView] | None = None,
     ) -> None:
-        """Tell a waiting cabin its place and the estimate, if either changed."""
+        """Tell a waiting cabin its place and the estimate, if either changed.
+
+        ``views`` caches queue views across the cabins of one push round.
+        """
         ticket = connection.ticket
         if ticket is None:
             return
-        view = await self.backplane.queue((ticket.hospital,))
+        key = (ticket.hospital,)
+        view = None if views is None else views.get(key)
+        if view is None:
+            view = await self.backplane.queue(key)
+            if views is not None:
+                views[key] = view
         position = view.position(ticket.id)
         if position is None:
             return
@@ -305,12 +318,10 @@ class SignalingServer:
         if ref is not None:
             to_doctor["ref"] = ref
         doctor.send(to_doctor)
-        queue_key = await self._queue_key_of(call)
-        await self.backplane.announce(queue_key)
+        # the ticket left its queue: the hospital's, or the any-hospital one (seen by all)
+        await self.backplane.announce(call.hospital)
+        await self.backplane.announce(ANY_HOSPITAL)
         logger.info("call started", extra={"call": call.id, "event": "call-started"})
-
-    async def _queue_key_of(self, call: Call) -> str:
-        return call.hospital if call.hospital else ANY_HOSPITAL
 
     async def after_hang_up(self, call: Call, *, by: str, reason: str) -> None:
         message = {
@@ -415,9 +426,9 @@ class SignalingServer:
                     views[record.hospitals] = await self.backplane.queue(record.hospitals)
                 connection.send(_queue_json(views[record.hospitals]))
             elif record.role is Role.CABIN and connection.ticket is not None:
-                await self.send_position(connection)
+                await self.send_position(connection, views=views)
         for key in keys:
-            view = await self.backplane.queue((key,))
+            view = views.get((key,)) or await self.backplane.queue((key,))
             self.metrics.queue_length.labels(hospital=key).set(
                 sum(1 for t in view.tickets if t.hospital == key)
             )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import signal
 import socket
 import ssl
@@ -52,7 +54,9 @@ def build_backplane(config: SignalingConfig, *, node: str) -> Backplane:
         return MemoryBackplane(node=node)
     from signaling.backplane.redis import RedisBackplane  # noqa: PLC0415 - only when used
 
-    return RedisBackplane(url=config.redis_url, node=node)
+    return RedisBackplane(
+        url=config.redis_url, node=node, prefix=config.redis_prefix, node_ttl_s=config.node_ttl_s
+    )
 
 
 def build_verifier(
@@ -97,7 +101,8 @@ def create_server(
     clock: Callable[[], float] = time.time,
 ) -> SignalingServer:
     """A node assembled from configuration (the backplane may be injected by tests)."""
-    name = node or config.node or socket.gethostname()
+    # unique per process: a restarted node must not inherit its predecessor's sessions
+    name = node or config.node or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
     plane = backplane if backplane is not None else build_backplane(config, node=name)
     return SignalingServer(
         config=config,

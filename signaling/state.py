@@ -51,10 +51,12 @@ class HubState:
     # -- tokens ------------------------------------------------------------------------------
 
     def claim_token(self, token_id: str, *, until: float, now: float) -> bool:
-        """Record a token id as used; False when it was used before (a replay)."""
-        for stale in [jti for jti, end in self.claimed_tokens.items() if end < now]:
-            del self.claimed_tokens[stale]
-        if token_id in self.claimed_tokens:
+        """Record a token id as used; False when it was used before (a replay).
+
+        A remembered id that has expired counts as unknown; :meth:`expire` forgets them.
+        """
+        end = self.claimed_tokens.get(token_id)
+        if end is not None and end >= now:
             return False
         self.claimed_tokens[token_id] = until
         return True
@@ -119,7 +121,9 @@ class HubState:
         return Closed(session=record, ended_call=call, cancelled_ticket=ticket)
 
     def expire(self, *, now: float) -> list[Closed]:
-        """Close every parked session whose grace window is over."""
+        """Close every parked session whose grace window is over; forget expired token ids."""
+        for stale in [jti for jti, end in self.claimed_tokens.items() if end < now]:
+            del self.claimed_tokens[stale]
         due = [
             s.id
             for s in self.sessions.values()
@@ -227,7 +231,11 @@ class HubState:
         if doctor.call is not None:
             raise ProtocolError(ErrorCode.DOCTOR_BUSY)
         cabin = self.sessions[ticket.session]
-        hospital = ticket.hospital if ticket.hospital in doctor.hospitals else doctor.hospitals[0]
+        hospital = (
+            ticket.hospital
+            if ticket.hospital in doctor.hospitals or not doctor.hospitals
+            else doctor.hospitals[0]
+        )
         call = Call(
             id=call_id,
             ticket=ticket.id,
