@@ -141,7 +141,7 @@ class Connection:
         finally:
             await self._leave()
             with contextlib.suppress(TimeoutError, ConnectionError):
-                async with asyncio.timeout(2.0):
+                async with asyncio.timeout(1.0):  # a peer that never answers the close
                     await self._ws.close(code=self._close_code)
 
     async def _leave(self) -> None:

@@ -113,6 +113,8 @@ class Call:
     started_at: float
     waited_s: float = 0.0
     """How long the resident waited in the queue before this call."""
+    queue: str = ANY_HOSPITAL
+    """The queue the ticket waited in (its hospital or ``*``): whose doctors see it leave."""
 
     def peer_of(self, session: str) -> str | None:
         """The other party's session, or None when ``session`` is not in this call."""

@@ -98,13 +98,13 @@ class SignalingServer:
                 try:
                     yield self
                 finally:
-                    await self._close_connections()
+                    await self.close_connections()
                     sweeper.cancel()
                     pusher.cancel()
         finally:
             await self.backplane.close()
 
-    async def _close_connections(self) -> None:
+    async def close_connections(self) -> None:
         """Tell every client to resume elsewhere; their sessions stay parked for the grace."""
         self._closing = True
         for connection in list(self._connections.values()):
@@ -318,9 +318,10 @@ class SignalingServer:
         if ref is not None:
             to_doctor["ref"] = ref
         doctor.send(to_doctor)
-        # the ticket left its queue: the hospital's, or the any-hospital one (seen by all)
-        await self.backplane.announce(call.hospital)
-        await self.backplane.announce(ANY_HOSPITAL)
+        # the ticket left its queue; the doctor's presence changed in their hospital
+        await self.backplane.announce(call.queue)
+        if call.hospital != call.queue:
+            await self.backplane.announce(call.hospital)
         logger.info("call started", extra={"call": call.id, "event": "call-started"})
 
     async def after_hang_up(self, call: Call, *, by: str, reason: str) -> None:

@@ -147,5 +147,6 @@ async def serve(
             if ready is not None:
                 ready(int(bound))
             await stop.wait()
+            await server.close_connections()  # clients told to resume elsewhere first
         finally:
             await runner.cleanup()

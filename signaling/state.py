@@ -244,6 +244,7 @@ class HubState:
             hospital=hospital,
             started_at=now,
             waited_s=max(0.0, now - ticket.enqueued_at),
+            queue=ticket.hospital,
         )
         del self.tickets[ticket.id]
         self.calls[call.id] = call

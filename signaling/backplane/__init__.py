@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from signaling.model import (
+    ANY_HOSPITAL,
     Call,
     Closed,
     Parked,
@@ -146,6 +147,7 @@ def call_to_wire(call: Call) -> dict[str, Any]:
         "hospital": call.hospital,
         "started_at": call.started_at,
         "waited_s": call.waited_s,
+        "queue": call.queue,
     }
 
 
@@ -158,6 +160,7 @@ def call_from_wire(raw: dict[str, Any]) -> Call:
         hospital=str(raw["hospital"]),
         started_at=float(raw["started_at"]),
         waited_s=float(raw.get("waited_s", 0.0)),
+        queue=str(raw.get("queue", ANY_HOSPITAL)),
     )
 
 

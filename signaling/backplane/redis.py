@@ -80,6 +80,7 @@ from signaling.backplane import (
 from signaling.codes import ErrorCode
 from signaling.errors import BackplaneError, ProtocolError
 from signaling.model import (
+    ANY_HOSPITAL,
     Call,
     Closed,
     Parked,
@@ -672,6 +673,7 @@ def _call(flat: Sequence[str] | Mapping[str, str]) -> Call | None:
         hospital=fields["hospital"],
         started_at=float(fields["started_at"]),
         waited_s=float(fields["waited_s"]),
+        queue=fields.get("queue", ANY_HOSPITAL),
     )
 
 

@@ -505,6 +505,7 @@ def test_accept_starts_one_call_and_takes_the_resident_off_the_queue(store: Stor
             hospital="H1",
             started_at=now,
             waited_s=max(0.0, now - T0),
+            queue="H1",
         )
         assert await bp.call("call-1") == call
         assert (await bp.queue(("H1",))).tickets == ()

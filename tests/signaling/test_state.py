@@ -323,6 +323,7 @@ def test_accept_starts_a_call_between_the_cabin_and_the_doctor(hub: HubState) ->
         hospital="bv-a",
         started_at=T0 + 42,
         waited_s=42,
+        queue="bv-a",
     )
     assert hub.tickets == {}
     assert hub.sessions["cab-t1"].call == "c1"

@@ -35,7 +35,7 @@ return run(function()
   local call_key = k('call', call_id)
   redis.call('HSET', call_key,
     'id', call_id, 'ticket', ticket_id, 'cabin_session', cabin.id,
-    'doctor_session', doctor.id, 'hospital', hospital, 'started_at', now,
+    'doctor_session', doctor.id, 'hospital', hospital, 'queue', ticket.queue, 'started_at', now,
     'waited_s', string.format('%.17g', waited))
   redis.call('SADD', k('calls'), call_id)
   redis.call('SET', k('taken', ticket_id), call_id)
