@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fhir.config import IdentifierSystems
+from fhir.consultation import consultation_entries
 from fhir.errors import MappingError
 from fhir.ids import stable_uuid
 from fhir.jsonio import dumps
@@ -102,7 +103,21 @@ def build_bundle(visit: VisitRecord, options: MappingOptions | None = None) -> V
                 if_none_exist=identifier_query(systems.observation, panel_value),
             )
         )
-    targets = [e.full_url for e in entries if e.resource["resourceType"] == "Observation"]
+    if visit.consultation is not None:
+        entries += consultation_entries(
+            visit.consultation,
+            visit_encounter_url=encounter.full_url,
+            patient_url=patient.full_url,
+            systems=systems,
+            timezone=local,
+            canonical=options.canonical,
+        )
+    targets = [
+        e.full_url
+        for e in entries
+        if e.resource["resourceType"] in ("Observation", "ClinicalImpression")
+        or (e.resource["resourceType"] == "Encounter" and e is not encounter)
+    ]
     entries.append(
         provenance_entry(
             visit.visit_id,

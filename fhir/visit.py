@@ -63,6 +63,39 @@ class CabinInfo:
     manufacturer: str = ""
 
 
+class Disposition(StrEnum):
+    """What the doctor advised at the end of a video consultation."""
+
+    NO_ACTION = "no-action"
+    SEE_GP = "see-gp"
+    SEE_SPECIALIST = "see-specialist"
+    EMERGENCY_NOW = "emergency-now"
+
+
+@dataclass(frozen=True, slots=True)
+class Consultation:
+    """The video consultation of a visit: who the doctor was, when, and what they advised."""
+
+    call_id: str
+    doctor_id: str
+    """The doctor's subject at their hospital's identity provider, e.g. ``dr-1``."""
+    hospital: str
+    started: datetime
+    ended: datetime
+    doctor_name: str | None = None
+    note: str | None = None
+    disposition: Disposition | None = None
+    noted_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.call_id or not self.doctor_id:
+            raise ValueError("a consultation needs a call id and a doctor")
+        if self.started.tzinfo is None or self.ended.tzinfo is None:
+            raise ValueError("consultation times must be timezone-aware")
+        if self.ended < self.started:
+            raise ValueError("a consultation cannot end before it starts")
+
+
 @dataclass(frozen=True, slots=True)
 class VisitRecord:
     """A finished visit: who, where, when, and every measurement taken (valid or not)."""
@@ -73,6 +106,7 @@ class VisitRecord:
     started: datetime
     ended: datetime
     measurements: tuple[Measurement, ...] = field(default_factory=tuple)
+    consultation: Consultation | None = None
 
     def __post_init__(self) -> None:
         if not self.visit_id:

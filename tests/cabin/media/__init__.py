@@ -1,0 +1,1 @@
+"""Tests of the cabin's media building blocks: camera, pattern, microphone, ladder, framing."""
