@@ -5,7 +5,11 @@ One root, so callers can catch everything this package raises with one clause::
     KioskBridgeError
     ├── IdentityRefused       the identity offered (chip data or kiosk assertion) is not
     │                         accepted; ``reason`` says why, for machines, ``str()`` for people
-    └── ConfigurationError    a trust store or JWKS the cabin was configured with is unusable
+    ├── ConfigurationError    a trust store or JWKS the cabin was configured with is unusable
+    ├── RequestRefused        the service-flow API refuses a request (``status``, ``reason``)
+    │   └── KioskAuthRefused  the kiosk did not authenticate (401) or was refused (403)
+    ├── SessionUnknown        no live session has this id (never opened, or wiped)
+    └── WipeOverdue           the visit did not confirm a wipe within one second
 
 Third-party exceptions (``asn1crypto``'s ``ValueError``/``TypeError``, ``jwt.PyJWTError``,
 ``cryptography``'s ``InvalidSignature``, ``OSError`` from the loaders) are translated to these
@@ -98,3 +102,56 @@ class IdentityRefused(KioskBridgeError):
 
 class ConfigurationError(KioskBridgeError):
     """A trust store directory or a JWKS the cabin was configured with cannot be used."""
+
+
+class RequestReason(StrEnum):
+    """Why the service-flow API refused a request that was not about the identity itself.
+
+    Stable codes, like :class:`RefusalReason`: the ``error`` field of every 4xx body is one of
+    these or a :class:`RefusalReason` (422).  New ones may be added, none changes meaning.
+    """
+
+    MALFORMED_REQUEST = "malformed_request"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    REQUEST_TOO_LARGE = "request_too_large"
+    CALLBACK_REFUSED = "callback_refused"
+    SESSION_NOT_FOUND = "session_not_found"
+    SESSION_ACTIVE = "session_active"
+    WIPE_OVERDUE = "wipe_overdue"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    NOT_FOUND = "not_found"
+    # kiosk authentication
+    CREDENTIALS_MISSING = "credentials_missing"
+    CREDENTIALS_INVALID = "credentials_invalid"
+    KIOSK_KEY_UNKNOWN = "kiosk_key_unknown"
+    SIGNATURE_INVALID = "signature_invalid"
+    TIMESTAMP_OUT_OF_WINDOW = "timestamp_out_of_window"
+    SIGNATURE_REPLAYED = "signature_replayed"
+
+
+class RequestRefused(KioskBridgeError):
+    """A request to the service-flow API is refused; ``status`` is the HTTP status (4xx),
+    ``reason`` the stable code and ``str(error)`` one English sentence for the kiosk's logs."""
+
+    def __init__(self, status: int, reason: RequestReason, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"RequestRefused({self.status}, {self.reason.value!r}, {self.message!r})"
+
+
+class KioskAuthRefused(RequestRefused):
+    """The kiosk did not authenticate: 401 when no usable credentials came, 403 when the
+    credentials came and are wrong, stale or replayed."""
+
+
+class SessionUnknown(KioskBridgeError):
+    """No live session has this id (never opened, or already wiped)."""
+
+
+class WipeOverdue(KioskBridgeError):
+    """The cabin's visit did not confirm a wipe within the deadline (the cabin's fault: the
+    kiosk is answered 503 and may retry the DELETE; operators are alerted by the log)."""
