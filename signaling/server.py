@@ -80,7 +80,10 @@ class SignalingServer:
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
         if console_dir is not None:
+            self._console_index = console_dir / "index.html"
             self.app.router.add_get("/console", self._console_redirect)
+            # a static route answers a directory with 403: serve the page itself at /console/
+            self.app.router.add_get("/console/", self._console_page)
             self.app.router.add_static("/console/", console_dir, append_version=False)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -449,6 +452,9 @@ class SignalingServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def _console_page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(self._console_index, headers={"Cache-Control": "no-cache"})
 
     async def _console_redirect(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(

@@ -112,4 +112,5 @@ async def running_node(
                     key=DevKey.load_or_create(key_dir),
                 )
         finally:
+            await server.close_connections()  # clients told before the listener goes
             await web_server.close()
