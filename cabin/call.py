@@ -155,6 +155,11 @@ class CabinCall:
         return None if self._call is None else str(self._call["call"])
 
     @property
+    def peer_connection(self) -> RTCPeerConnection | None:
+        """The current peer connection (a new one after each renegotiation)."""
+        return None if self._peer is None else self._peer.pc
+
+    @property
     def channel_open(self) -> bool:
         return self._peer is not None and self._peer.channel.readyState == "open"
 
