@@ -1,11 +1,12 @@
 """A finished visit as one FHIR R4 transaction Bundle, validated, as JSON bytes (pure).
 
 Entries, in order: the cabin (gateway Device), each measuring Device, the Patient, the
-Encounter, every Observation (single BP readings before the mean that lists them, height and
-weight before the BMI derived from them), the vital-signs panel, and a Provenance naming the
-cabin.  Every full URL is a ``urn:uuid`` derived from stable identifiers, and every resource
-but the Provenance is a conditional create (``ifNoneExist`` on its identifier), so the same
-visit always yields the same bytes and resending it creates nothing new.
+Encounter, the resident's Consent when the visit carries one (``fhir.consent``), every
+Observation (single BP readings before the mean that lists them, height and weight before the
+BMI derived from them), the vital-signs panel, and a Provenance naming the cabin.  Every full
+URL is a ``urn:uuid`` derived from stable identifiers, and every resource but the Provenance
+is a conditional create (``ifNoneExist`` on its identifier), so the same visit always yields
+the same bytes and resending it creates nothing new.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fhir.config import IdentifierSystems
+from fhir.consent import consent_entry
 from fhir.consultation import consultation_entries
 from fhir.errors import MappingError
 from fhir.ids import stable_uuid
@@ -84,6 +86,15 @@ def build_bundle(visit: VisitRecord, options: MappingOptions | None = None) -> V
     builder = _Observations(visit, context, systems, gateway.full_url)
     top = [builder.add(m) for m in visit.measurements]
     entries: list[Entry] = [gateway, *builder.devices.values(), patient, encounter]
+    if visit.consent is not None:
+        entries.append(
+            consent_entry(
+                visit.consent,
+                patient_url=patient.full_url,
+                timezone=local,
+                canonical=options.canonical,
+            )
+        )
     entries += builder.entries
     if top:
         effective = max(m.at for m in visit.measurements).utc.astimezone(local)
@@ -115,7 +126,7 @@ def build_bundle(visit: VisitRecord, options: MappingOptions | None = None) -> V
     targets = [
         e.full_url
         for e in entries
-        if e.resource["resourceType"] in ("Observation", "ClinicalImpression")
+        if e.resource["resourceType"] in ("Observation", "ClinicalImpression", "Consent")
         or (e.resource["resourceType"] == "Encounter" and e is not encounter)
     ]
     entries.append(

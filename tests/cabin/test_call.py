@@ -83,6 +83,7 @@ class Doctor:
         self.channel: Any = None
         self.call: str | None = None
         self.offers = 0
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> None:
         while True:
@@ -104,18 +105,21 @@ class Doctor:
         pc.addTrack(VideoStreamTrack())
         pc.addTrack(AudioStreamTrack())
 
-        @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video":
-                asyncio.ensure_future(self._count(track))
+                task = asyncio.get_running_loop().create_task(self._count(track))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
 
-        @pc.on("datachannel")
+        def on_message(data: str) -> None:
+            self.channel_messages.append(json.loads(data))
+
         def on_channel(channel: Any) -> None:
             self.channel = channel
+            channel.on("message", on_message)
 
-            @channel.on("message")
-            def on_message(data: str) -> None:
-                self.channel_messages.append(json.loads(data))
+        pc.on("track", on_track)
+        pc.on("datachannel", on_channel)
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
@@ -135,6 +139,8 @@ class Doctor:
         self.channel.send(json.dumps(message))
 
     async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
         for pc in self.pcs:
             await pc.close()
 

@@ -79,9 +79,13 @@ def launch_chromium(playwright: Playwright, *, media_consent: bool = True) -> Br
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
-    """Playwright's driver for the session (sync API: use it from the test thread only)."""
+    """Playwright's driver for one test module (sync API: use it from the test thread only).
+
+    Module scope, not session: while the sync API is active it keeps an event loop running in
+    the main thread, and any later test that calls ``asyncio.run`` would fail.
+    """
     require_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -89,9 +93,9 @@ def playwright_driver() -> Iterator[Playwright]:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    """One Chromium for the session; tests isolate themselves with their own contexts."""
+    """One Chromium per test module; tests isolate themselves with their own contexts."""
     launched = launch_chromium(playwright_driver)
     try:
         yield launched
