@@ -9,7 +9,9 @@ with a ``quality`` message. The vitals channel is not touched at any level. At h
 :meth:`CallQuality.finish` gives the summary that is logged and exported on ``/metrics``.
 
 aiortc exposes no outgoing bandwidth estimate, so the ladder runs on loss, round-trip time
-and CPU (its bitrate input stays None).
+and CPU (its bitrate input stays None). The CPU is the cabin process's own share of a core
+(``include_machine`` adds the whole machine's: on a shared machine other work would otherwise
+push the cabin down the ladder for load it did not cause).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class CallQuality:
         send: Callable[[dict[str, Any]], None],
         ladder: DegradationLadder | None = None,
         period_s: float = 1.0,
+        include_machine: bool = False,
     ) -> None:
         self._call = call
         self._media = media
@@ -73,6 +76,8 @@ class CallQuality:
         self.sampler = QualitySampler(metrics=metrics)
         self._period_s = period_s
         self._cpu: tuple[int, int] | None = None
+        self._process: tuple[float, float] | None = None
+        self.include_machine = include_machine
         self._audio_only_sender: Any = None
         self._paused_track: Any = None
 
@@ -139,12 +144,25 @@ class CallQuality:
             track.set_profile(width, height, fps)
 
     def _machine_cpu(self) -> float | None:
+        """The cabin's own CPU: the larger of its process's share of one core and the
+        machine's busy share. A Python process is bound to about one core, so its own share
+        saturates first; the machine's share catches a cabin PC that is busy as a whole."""
+        process = self._process_cpu()
         try:
             text = PROC_STAT.read_text()
         except OSError:
-            return None
+            return process
         busy, self._cpu = cpu_busy(self._cpu, text)
-        return busy
+        if busy is None or process is None:
+            return process if busy is None else busy
+        return max(process, busy) if self.include_machine else process
+
+    def _process_cpu(self) -> float | None:
+        now, used = time.monotonic(), time.process_time()
+        previous, self._process = self._process, (now, used)
+        if previous is None or now <= previous[0]:
+            return None
+        return min(2.0, (used - previous[1]) / (now - previous[0]))
 
     def finish(self) -> CallSummary:
         return self.sampler.summary()

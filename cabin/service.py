@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 UI_DIR = Path(__file__).with_name("ui")
 CALL_PROFILE = VideoProfile(width=1280, height=720, fps=30)
-SELF_VIEW_PROFILE = VideoProfile(width=320, height=180, fps=15)
+SELF_VIEW_PROFILE = VideoProfile(width=320, height=180, fps=10)
 MAX_UI_MESSAGE = 4096
 
 
