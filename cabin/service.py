@@ -34,6 +34,7 @@ from cabin.media.camera import CameraSource, VideoProfile
 from cabin.media.framing import FramingAssist, FramingUnavailable, Guidance, haar_face_detector
 from cabin.media.microphone import microphone
 from cabin.media.quality import QualityMetrics
+from kiosk_bridge.api import PREFIX as KIOSK_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class CabinService:
         hello: Callable[[], dict[str, Any]],
         backlog: Callable[[], list[dict[str, Any]]],
         clock: Callable[[], float] = time.time,
+        kiosk: web.Application | None = None,
     ) -> None:
         self.options = options
         self._http = http
@@ -108,6 +110,8 @@ class CabinService:
         self.app.router.add_static("/ui/", UI_DIR, append_version=False)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
+        if kiosk is not None:  # the kiosk bridge's service-flow API (kiosk_bridge.api)
+            self.app.add_subapp(KIOSK_PREFIX, kiosk)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
