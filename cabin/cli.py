@@ -2,6 +2,7 @@
 
     cabin demo [--live] [--real-time]     one simulated visit, delivered to the local sink
     cabin visit --simulate [...]          one headless visit end to end, delivered as FHIR
+    cabin serve [--camera 0] [...]        the resident's screen and video consultations
     cabin outbox status|list|retry|purge|export
     cabin keys generate|jwks
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -54,6 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     visit.add_argument("--bp-protocol", choices=["screening", "aha2019"], default="screening")
     visit.add_argument("--real-time", action="store_true", help="real device timing")
+    serve = commands.add_parser("serve", help="the resident's screen and video consultations")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--signaling-url", default="ws://127.0.0.1:8765/ws")
+    serve.add_argument("--camera", default="test-pattern", help="0, a video file, test-pattern")
+    serve.add_argument("--microphone", default="tone", help="alsa:default, pulse:default, tone")
+    serve.add_argument("--hospital", action="append", default=[], help="hospitals it may call")
+    serve.add_argument(
+        "--key-dir", type=Path, default=None, help="signing key (default $SIGNALING_DATA_DIR)"
+    )
     operator.add_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -69,7 +81,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _visit(args, config)
     if args.command == "demo":
         return _demo(args, config)
+    if args.command == "serve":
+        return _serve(args, config)
     return operator.run(args, config)
+
+
+def _serve(args: argparse.Namespace, config: CabinConfig) -> int:
+    import os  # noqa: PLC0415
+
+    from cabin.serve import ServeOptions, serve  # noqa: PLC0415 - media stack only when serving
+
+    logging.getLogger("cabin").setLevel(logging.INFO)
+    key_dir = args.key_dir or Path(os.environ.get("SIGNALING_DATA_DIR", "var/signaling"))
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        signaling_url=args.signaling_url,
+        camera=args.camera,
+        microphone=args.microphone,
+        cabin_id=config.cabin.id,
+        hospitals=tuple(args.hospital),
+        key_dir=key_dir,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(options, ready=lambda url: print(f"resident screen: {url}", flush=True)))
+    return 0
 
 
 def _demo(args: argparse.Namespace, config: CabinConfig) -> int:
