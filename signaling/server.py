@@ -429,7 +429,11 @@ class SignalingServer:
                 if record.hospitals not in views:
                     views[record.hospitals] = await self.backplane.queue(record.hospitals)
                 connection.send(_queue_json(views[record.hospitals]))
-            elif record.role is Role.CABIN and connection.ticket is not None:
+            elif (
+                record.role is Role.CABIN
+                and (ticket := connection.ticket) is not None
+                and (every or ticket.hospital in keys or ticket.hospital == ANY_HOSPITAL)
+            ):  # only cabins whose place or estimate this change can move
                 await self.send_position(connection, views=views)
         for key in keys:
             view = views.get((key,)) or await self.backplane.queue((key,))
