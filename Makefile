@@ -40,9 +40,20 @@ typecheck: $(TESTENV)
 $(MEDPLUM_PEER): tests/peers/medplum/package-lock.json
 	cd tests/peers/medplum && npm ci --no-audit --no-fund --loglevel=error
 
-peers: $(MEDPLUM_PEER)
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+# Installed with apt when we are root; elsewhere the browser tests skip (and fail under CI).
+CHROMIUM := /usr/bin/chromium
 
-unit: $(TESTENV) $(MEDPLUM_PEER)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "note: install Debian's chromium for the browser tests"; \
+	fi
+
+peers: $(MEDPLUM_PEER) $(CHROMIUM)
+
+unit: $(TESTENV) $(MEDPLUM_PEER) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 $(BENCHENV): pyproject.toml | $(VENV)/bin/python
@@ -57,7 +68,7 @@ bench/peers/%/node_modules/.package-lock.json: bench/peers/%/package-lock.json
 	cd bench/peers/$* && npm ci --no-audit --no-fund --loglevel=error
 
 ## bench: every benchmark (acquisition, DSP, FHIR, signaling vs PeerJS); paste into BENCHMARKS.md
-bench: $(BENCHENV) $(BENCH_PEERS)
+bench: $(BENCHENV) $(BENCH_PEERS) $(CHROMIUM)
 	$(BIN)/python -m bench
 
 clean:
