@@ -6,6 +6,8 @@ python -m bench --only dsp            pulse rate vs HeartPy/NeuroKit2, BP envelo
                                       body vitals, screening time (issue 3)
 python -m bench --only fhir           queuing a visit, drain rates (issue 4)
 python -m bench --only signaling      relay vs PeerJS, idle memory, accept time (issue 5)
+python -m bench --only media          glass-to-glass latency, cabin CPU, accept to first
+                                      frame, in Chromium (issue 6)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bench import (
     fhir_delivery,
     latency,
     machine,
+    media,
     ppg,
     screening,
     signaling_relay,
@@ -27,7 +30,7 @@ from bench import (
 from bench.framers import FRAMERS
 from vitals.devices.catalog import DRIVERS
 
-SECTIONS = ("acquisition", "dsp", "fhir", "signaling")
+SECTIONS = ("acquisition", "dsp", "fhir", "signaling", "media")
 
 
 def acquisition(runs: int, latency_seconds: float, devices: list[str]) -> None:
@@ -58,6 +61,11 @@ def signaling() -> None:
     print(signaling_relay.main(), "\n", flush=True)
 
 
+def media_section() -> None:
+    print("## Media (video consultation)\n")
+    print(media.main(), "\n", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--only", action="append", choices=SECTIONS, help="only these sections")
@@ -76,6 +84,8 @@ def main() -> None:
         fhir()
     if "signaling" in chosen:
         signaling()
+    if "media" in chosen:
+        media_section()
 
 
 main()

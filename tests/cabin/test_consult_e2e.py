@@ -44,8 +44,6 @@ from tests.signaling.test_console import (
 pytestmark = pytest.mark.slow
 __all__ = ["browser", "loop", "node", "pages", "playwright_driver"]
 
-REPO = Path(__file__).resolve().parents[2]
-DOCS_IMG = REPO / "docs" / "img"
 MEASUREMENT = {
     "type": "measurement",
     "kind": "spo2",
@@ -157,8 +155,6 @@ def test_a_resident_calls_a_doctor_from_the_cabin_screen(
     expect(resident.locator("#note-advice")).to_contain_text("bác sĩ đa khoa")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     resident.screenshot(path=str(ARTIFACTS / "resident-call.png"))
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    resident.screenshot(path=str(DOCS_IMG / "resident-call.png"))
 
     resident.get_by_role("button", name="English").click()
     expect(resident.locator("#note-advice")).to_contain_text("general practitioner")

@@ -15,7 +15,6 @@ import contextlib
 import json
 import math
 import re
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -746,12 +745,9 @@ def test_ice_servers_are_refreshed_before_the_turn_credentials_expire(
 
 
 def save_screenshot(page: Page, name: str) -> None:
-    """Keep a screenshot in tests/artifacts/ and refresh the copy the docs show."""
+    """Keep a screenshot in tests/artifacts/ (docs/img/ holds the reviewed copies)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name))
-    docs_img = REPO / "docs" / "img"
-    docs_img.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ARTIFACTS / name, docs_img / name)
 
 
 FOCUSED_NAME = """
