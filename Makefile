@@ -51,9 +51,19 @@ $(CHROMIUM):
 		echo "note: install Debian's chromium for the browser tests"; \
 	fi
 
-peers: $(MEDPLUM_PEER) $(CHROMIUM)
+# espeak-ng speaks the resident's voice prompts offline (generated at set-up, never online)
+ESPEAK := /usr/bin/espeak-ng
 
-unit: $(TESTENV) $(MEDPLUM_PEER) $(CHROMIUM)
+$(ESPEAK):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; \
+	else \
+		echo "note: install espeak-ng for the voice prompts"; \
+	fi
+
+peers: $(MEDPLUM_PEER) $(CHROMIUM) $(ESPEAK)
+
+unit: $(TESTENV) $(MEDPLUM_PEER) $(CHROMIUM) $(ESPEAK)
 	$(BIN)/python -m pytest
 
 $(BENCHENV): pyproject.toml | $(VENV)/bin/python

@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--key-dir", type=Path, default=None, help="signing key (default $SIGNALING_DATA_DIR)"
     )
+    voice = commands.add_parser("voice", help="voice prompts: generate | list (espeak-ng)")
+    voice.add_argument("voice_args", nargs=argparse.REMAINDER)
     operator.add_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -83,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args, config)
     if args.command == "serve":
         return _serve(args, config)
+    if args.command == "voice":
+        from cabin import voice as voice_prompts  # noqa: PLC0415
+
+        return voice_prompts.main(args.voice_args)
     return operator.run(args, config)
 
 
