@@ -66,6 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--key-dir", type=Path, default=None, help="signing key (default $SIGNALING_DATA_DIR)"
     )
+    station = commands.add_parser(
+        "station", help="the whole station on one machine: kiosk, cabin, signaling, console"
+    )
+    station.add_argument("--fast", action="store_true", help="simulated devices at test speed")
+    station.add_argument("--fhir-url", help="deliver to this FHIR base URL instead of the sink")
+    station.add_argument("--host", default="127.0.0.1")
     voice = commands.add_parser("voice", help="voice prompts: generate | list (espeak-ng)")
     voice.add_argument("voice_args", nargs=argparse.REMAINDER)
     operator.add_commands(commands)
@@ -85,11 +91,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args, config)
     if args.command == "serve":
         return _serve(args, config)
+    if args.command == "station":
+        return _station(args, config)
     if args.command == "voice":
         from cabin import voice as voice_prompts  # noqa: PLC0415
 
         return voice_prompts.main(args.voice_args)
     return operator.run(args, config)
+
+
+def _station(args: argparse.Namespace, config: CabinConfig) -> int:
+    from cabin.station import StationOptions  # noqa: PLC0415 - the whole stack only here
+    from cabin.station import run as run_station  # noqa: PLC0415
+
+    logging.getLogger("cabin").setLevel(logging.INFO)
+    if args.fhir_url:
+        config = config.with_fhir_url(args.fhir_url)
+    hospitals = config.hospitals
+    options = StationOptions(host=args.host, fast=args.fast, voice_dir=config.data_dir / "voice")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_station(config, options, hospitals=hospitals))
+    return 0
 
 
 def _serve(args: argparse.Namespace, config: CabinConfig) -> int:

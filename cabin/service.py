@@ -102,6 +102,10 @@ class CabinService:
         self.outcomes: list[CallOutcome] = []
         self.notes: list[DoctorNote] = []
         self.framing: Guidance | None = None
+        self.call_observer: Callable[[str, dict[str, Any]], None] | None = None
+        """Told of ``queued``, ``call`` and ``ended`` (the visit runner)."""
+        self.action_handler: Callable[[dict[str, Any]], bool] | None = None
+        """Page actions the service does not handle itself (the visit runner's)."""
         self.app = web.Application(client_max_size=256 * 1024)
         self.app.router.add_get("/", self._root)
         self.app.router.add_get("/ui/ws", self._ui_socket)
@@ -148,6 +152,16 @@ class CabinService:
         return FramingAssist(self.camera, detector=detector, on_guidance=self._on_framing)
 
     # -- the consultation ----------------------------------------------------------------------
+
+    def set_visit_context(
+        self,
+        *,
+        hello: Callable[[], dict[str, Any]],
+        backlog: Callable[[], list[dict[str, Any]]],
+    ) -> None:
+        """Who the resident is and what was measured, for the next call's vitals channel."""
+        self._hello = hello
+        self._backlog = backlog
 
     def call_doctor(self, triage: dict[str, Any] | None = None) -> bool:
         """Start a consultation unless one is running; False when one already is."""
@@ -204,6 +218,10 @@ class CabinService:
 
     # -- the resident's page -------------------------------------------------------------------
 
+    def publish(self, message: dict[str, Any]) -> None:
+        """Send a message to every resident page that is open."""
+        self._publish(message)
+
     def _publish(self, message: dict[str, Any]) -> None:
         if message.get("type") == "consult":
             self._state = message
@@ -242,6 +260,8 @@ class CabinService:
             kind = action["type"] if isinstance(action, dict) else None
         except (ValueError, KeyError):
             kind = None
+        if kind is not None and self.action_handler is not None and self.action_handler(action):
+            return
         if kind == "call-doctor":
             self.call_doctor()
         elif kind == "hang-up" and self.call is not None:
@@ -298,7 +318,12 @@ class _Listener:
     def __init__(self, service: CabinService) -> None:
         self._service = service
 
+    def _observe(self, kind: str, message: dict[str, Any]) -> None:
+        if self._service.call_observer is not None:
+            self._service.call_observer(kind, message)
+
     def queued(self, message: dict[str, Any]) -> None:
+        self._observe("queued", message)
         position, wait = message.get("position"), message.get("estimated_wait_s")
         self._service._publish(
             {
@@ -321,6 +346,8 @@ class _Listener:
         )
 
     def call_started(self, message: dict[str, Any]) -> None:
+        if message:
+            self._observe("call", message)
         self._service._publish(
             {
                 "type": "consult",
@@ -371,6 +398,7 @@ class _Listener:
 
     def ended(self, outcome: CallOutcome) -> None:
         self._service.outcomes.append(outcome)
+        self._observe("ended", {"end": outcome.end.value})
         self._service.leg.call_over()
         self._service.call = None
         reason = {
