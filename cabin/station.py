@@ -37,7 +37,7 @@ from cabin.operator import open_outbox
 from cabin.service import CabinService, ServiceOptions
 from cabin.transports import open_transports
 from cabin.visit_machine import VisitMachine, VisitPlan
-from cabin.visit_runner import VisitContext, VisitRunner
+from cabin.visit_runner import VisitContext, VisitRunner, recover_visits
 from cabin.visits import VisitStore
 from fhir.config import HospitalConfig
 from fhir.delivery import DeliveryWorker
@@ -52,6 +52,7 @@ from signaling.config import SignalingConfig
 from signaling.model import Role
 from signaling.service import create_server
 from signaling.tokens import DevKey, mint
+from vitals.sim.truth import Truth
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class StationOptions:
     """Simulated devices at test speed (seconds instead of minutes)."""
     plan: VisitPlan = dataclasses.field(default_factory=VisitPlan)
     voice_dir: Path | None = None
+    truth: Truth | None = None
+    """The simulated resident's body and the devices' faults (default: a healthy adult)."""
 
 
 @dataclass
@@ -165,6 +168,11 @@ async def running_station(
     runners_out: list[web.AppRunner] = []
     try:
         store = await VisitStore.connect(outbox)
+        hospital = hospitals[0]
+        context = VisitContext(cabin=config.cabin, hospital=hospital.id, hospital_name=hospital.id)
+        recovered = await recover_visits(store, context=context)
+        if recovered:
+            logger.warning("closed %d visit(s) left open by a crash", len(recovered))
         async with (
             signaling.running(),
             EventSender(
@@ -175,7 +183,9 @@ async def running_station(
             ).running() as events,
             aiohttp.ClientSession() as http,
             open_transports(hospitals) as transports,
-            simulated_devices(fast=options.fast, directory=data / "devices") as devices,
+            simulated_devices(
+                truth=options.truth, fast=options.fast, directory=data / "devices"
+            ) as devices,
             asyncio.TaskGroup() as group,
         ):
             sig_runner, sig_port = await _site(signaling.app, host, options.signaling_port)
@@ -217,10 +227,6 @@ async def running_station(
                 kiosk=kiosk_app,
             )
             sessions = kiosk_sessions(kiosk_app)
-            hospital = hospitals[0]
-            context = VisitContext(
-                cabin=config.cabin, hospital=hospital.id, hospital_name=hospital.id
-            )
             worker = DeliveryWorker(outbox, transports, idle_poll=1.0)
             worker_task = group.create_task(worker.run())
             _mount_visits(

@@ -66,7 +66,7 @@ from cabin.visit_machine import (
 )
 from cabin.visits import VisitStore, patient_identity
 from fhir.bundle import build_bundle
-from fhir.visit import CabinInfo, VisitRecord
+from fhir.visit import CabinInfo, Consultation, VisitRecord
 from kiosk_bridge.consent import (
     ConsentChoices,
     ConsentRecord,
@@ -404,36 +404,13 @@ class VisitRunner:
         return {"type": "results", "items": items, "receipt_url": None}
 
     async def _complete(self, *, send: bool) -> None:
-        measurements = list(await self._store.measurements(self.session_id))
-        bmi = _bmi(measurements)
-        if bmi is not None:
-            measurements.append(bmi)
-        delivery = FhirDelivery.NOT_SENT
-        identity = await self._store.identity(self.session_id)
-        bundle_id = bundle_json = None
-        if send and identity is not None and measurements:
-            consent = await self._store.consent(self.session_id)
-            outcome = self._service.outcomes[-1] if self._service.outcomes else None
-            started = datetime.now(UTC)
-            times = [m.at.utc for m in measurements]
-            record = VisitRecord(
-                visit_id=self.session_id,
-                cabin=self._context.cabin,
-                patient=patient_identity(identity),
-                started=min(times) if times else started,
-                ended=max([*times, started]),
-                measurements=tuple(measurements),
-                consultation=None if outcome is None else consultation_of(outcome),
-                consent=None if consent is None else consent_info(consent),
-            )
-            built = build_bundle(record)
-            bundle_id, bundle_json = built.id, built.json
-            delivery = FhirDelivery.QUEUED
-        await self._store.complete(
+        outcome = self._service.outcomes[-1] if self._service.outcomes else None
+        measurements, delivery = await close_visit(
+            self._store,
             self.session_id,
-            bundle_id=bundle_id,
-            hospital=self._context.hospital if bundle_id else None,
-            bundle_json=bundle_json,
+            context=self._context,
+            send=send,
+            consultation=None if outcome is None else consultation_of(outcome),
         )
         await self._sessions.complete(
             self.session_id,
@@ -451,6 +428,70 @@ class VisitRunner:
         with contextlib.suppress(Exception):
             await self._sessions.wipe(self.session_id, reason=WipeReason.KIOSK_REQUEST)
         self._publish({"type": "screen", "screen": "idle"})
+
+
+async def close_visit(
+    store: VisitStore,
+    session_id: str,
+    *,
+    context: VisitContext,
+    send: bool,
+    consultation: Consultation | None = None,
+) -> tuple[list[Measurement], FhirDelivery]:
+    """Build the visit's bundle from what was committed and complete it in the store (the
+    bundle and the closed state in one transaction); what was measured, and where it stands.
+
+    Used at the end of a visit and, after a crash, for a visit that cannot resume.
+    """
+    measurements = list(await store.measurements(session_id))
+    bmi = _bmi(measurements)
+    if bmi is not None:
+        measurements.append(bmi)
+    identity = await store.identity(session_id)
+    if not (send and identity is not None and measurements):
+        await store.complete(session_id, bundle_id=None, hospital=None, bundle_json=None)
+        return measurements, FhirDelivery.NOT_SENT
+    consent = await store.consent(session_id)
+    times = [m.at.utc for m in measurements]
+    record = VisitRecord(
+        visit_id=session_id,
+        cabin=context.cabin,
+        patient=patient_identity(identity),
+        started=min(times),
+        ended=max([*times, *([consultation.ended] if consultation else [])]),
+        measurements=tuple(measurements),
+        consultation=consultation,
+        consent=None if consent is None else consent_info(consent),
+    )
+    built = build_bundle(record)
+    await store.complete(
+        session_id, bundle_id=built.id, hospital=context.hospital, bundle_json=built.json
+    )
+    return measurements, FhirDelivery.QUEUED
+
+
+async def recover_visits(store: VisitStore, *, context: VisitContext) -> list[str]:
+    """After a crash or a power cut: close every visit that was still open, cleanly.
+
+    The kiosk's session (its callback, the launch link) lived in the crashed process, so a
+    visit cannot be handed back to the same resident: it is closed with everything that was
+    committed (sent to the hospital if the resident consented to that), then wiped. Visits
+    that had closed but were not yet wiped are wiped. Returns the closed sessions' ids.
+    """
+    closed: list[str] = []
+    for summary in await store.active():
+        try:
+            await close_visit(store, summary.session_id, context=context, send=summary.consented)
+        except Exception:  # a visit whose consent forbids sending, or a damaged row
+            logger.exception("could not close visit %s after a restart", summary.session_id)
+            await store.complete(
+                summary.session_id, bundle_id=None, hospital=None, bundle_json=None
+            )
+        await store.wipe(summary.session_id)
+        closed.append(summary.session_id)
+    for summary in await store.closed():
+        await store.wipe(summary.session_id)
+    return closed
 
 
 class HangUp_:  # noqa: N801 - an internal event, not the machine's effect of the same name
