@@ -23,9 +23,11 @@ $(TESTENV): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(RUNTIME) $@
 
-## demo: every simulated sensor on its own pty, read by the real serial code, shown live
-demo: $(RUNTIME)
-	$(BIN)/cabin demo
+## demo: the whole station on one machine: kiosk simulator, resident screen, doctor console
+## (FAST=1: simulated devices at test speed; FHIR_URL=...: deliver to a FHIR server)
+demo: $(RUNTIME) $(ESPEAK)
+	-$(BIN)/cabin voice generate
+	$(BIN)/cabin station $(if $(FAST),--fast,) $(if $(FHIR_URL),--fhir-url $(FHIR_URL),)
 
 ## test: ruff, mypy --strict and the whole pytest suite
 test: lint typecheck unit
