@@ -42,6 +42,8 @@ UI_DIR = Path(__file__).with_name("ui")
 CALL_PROFILE = VideoProfile(width=1280, height=720, fps=30)
 SELF_VIEW_PROFILE = VideoProfile(width=320, height=180, fps=10)
 MAX_UI_MESSAGE = 4096
+_STICKY = ("consent-text", "results", "screen", "progress", "note", "warning", "warning-hide")
+"""Replayed, in this order, to a page that connects mid-visit."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +104,7 @@ class CabinService:
         self.outcomes: list[CallOutcome] = []
         self.notes: list[DoctorNote] = []
         self.framing: Guidance | None = None
+        self._sticky: dict[str, dict[str, Any]] = {}
         self.call_observer: Callable[[str, dict[str, Any]], None] | None = None
         """Told of ``queued``, ``call`` and ``ended`` (the visit runner)."""
         self.action_handler: Callable[[dict[str, Any]], bool] | None = None
@@ -218,13 +221,28 @@ class CabinService:
 
     # -- the resident's page -------------------------------------------------------------------
 
+    def _remember(self, message: dict[str, Any]) -> None:
+        kind = str(message["type"])
+        if kind == "screen":
+            self._sticky.pop("progress", None)
+            self._sticky.pop("warning", None)
+            if message.get("screen") == "idle":  # the visit is over: nothing about it stays
+                self._sticky.clear()
+        if kind == "warning-hide":
+            self._sticky.pop("warning", None)
+            return
+        self._sticky[kind] = message
+
     def publish(self, message: dict[str, Any]) -> None:
         """Send a message to every resident page that is open."""
         self._publish(message)
 
     def _publish(self, message: dict[str, Any]) -> None:
-        if message.get("type") == "consult":
+        kind = message.get("type")
+        if kind == "consult":
             self._state = message
+        elif kind in _STICKY:
+            self._remember(message)
         text = json.dumps(message, ensure_ascii=False)
         for queue in self._pages.values():
             if queue.full():  # a page that does not read loses old news, not memory
@@ -236,6 +254,9 @@ class CabinService:
         await ws.prepare(request)
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=256)
         queue.put_nowait(json.dumps(self._state, ensure_ascii=False))
+        for kind in _STICKY:  # a page that (re)loads mid-visit sees where the visit is
+            if (remembered := self._sticky.get(kind)) is not None:
+                queue.put_nowait(json.dumps(remembered, ensure_ascii=False))
         if self.framing is not None:
             g = self.framing
             queue.put_nowait(

@@ -239,6 +239,7 @@ async def running_station(
                 context=context,
                 plan=options.plan,
                 worker=worker,
+                voices=options.voice_dir is not None and options.voice_dir.is_dir(),
             )
             if options.voice_dir is not None and options.voice_dir.is_dir():
                 service.app.router.add_static("/ui/voice/", options.voice_dir, append_version=False)
@@ -286,6 +287,7 @@ def _mount_visits(
     context: VisitContext,
     plan: VisitPlan,
     worker: DeliveryWorker,
+    voices: bool,
 ) -> None:
     """``/visit/{session}?launch=…``: the kiosk's launch link opens the visit on the screen."""
 
@@ -310,6 +312,7 @@ def _mount_visits(
                 devices=devices,
                 context=context,
                 publish=service.publish,
+                speak=voices,
             )
             runners[session_id] = runner
             service.action_handler = runner.action

@@ -124,8 +124,11 @@ class VisitRunner:
         context: VisitContext,
         publish: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
+        speak: bool = True,
     ) -> None:
         self.session_id = session_id
+        self._speak = speak
+        """Voice prompts exist (generated at set-up): tell the page to play them."""
         self.locale = locale
         self._machine = machine
         self._store = store
@@ -256,7 +259,8 @@ class VisitRunner:
             case ShowScreen():
                 await self._show(effect)
             case Speak(prompt_id=prompt):
-                self._publish({"type": "speak", "prompt": prompt})
+                if self._speak:
+                    self._publish({"type": "speak", "prompt": prompt})
             case ShowWarning(seconds_left=left, extensions_left=extensions):
                 self._publish(
                     {"type": "warning", "seconds_left": round(left), "extensions_left": extensions}
