@@ -105,6 +105,8 @@ class CabinService:
         self.notes: list[DoctorNote] = []
         self.framing: Guidance | None = None
         self._sticky: dict[str, dict[str, Any]] = {}
+        self.health_report: Callable[[], dict[str, Any]] | None = None
+        """Adds the self-test's parts to ``/healthz`` (503 when one failed)."""
         self.call_observer: Callable[[str, dict[str, Any]], None] | None = None
         """Told of ``queued``, ``call`` and ``ended`` (the visit runner)."""
         self.action_handler: Callable[[dict[str, Any]], bool] | None = None
@@ -311,9 +313,16 @@ class CabinService:
         raise web.HTTPFound("/ui/")
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {"status": "ok", "camera": self.camera.running, "pages": self.leg.pages}
-        )
+        body: dict[str, Any] = {
+            "status": "ok",
+            "camera": self.camera.running,
+            "pages": self.leg.pages,
+        }
+        if self.health_report is not None:
+            body["selftest"] = report = self.health_report()
+            if not report.get("ok", True):
+                body["status"] = "degraded"
+        return web.json_response(body, status=200 if body["status"] == "ok" else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")

@@ -34,9 +34,10 @@ from cabin.config import CabinConfig
 from cabin.devices import DeviceSessions, simulated_devices
 from cabin.kiosksim import KioskSimulator, demo_citizens
 from cabin.operator import open_outbox
+from cabin.selftest import SelfTest
 from cabin.service import CabinService, ServiceOptions
 from cabin.transports import open_transports
-from cabin.visit_machine import VisitMachine, VisitPlan
+from cabin.visit_machine import Step, VisitMachine, VisitPlan
 from cabin.visit_runner import VisitContext, VisitRunner, recover_visits
 from cabin.visits import VisitStore
 from fhir.config import HospitalConfig
@@ -67,6 +68,8 @@ class StationOptions:
     """Simulated devices at test speed (seconds instead of minutes)."""
     plan: VisitPlan = dataclasses.field(default_factory=VisitPlan)
     voice_dir: Path | None = None
+    selftest_s: float = 300.0
+    """How often the self-test runs (it also runs at start)."""
     truth: Truth | None = None
     """The simulated resident's body and the devices' faults (default: a healthy adult)."""
 
@@ -85,6 +88,7 @@ class Station:
     sessions: KioskSessions
     runners: dict[str, VisitRunner]
     worker: DeliveryWorker
+    selftest: SelfTest
 
 
 class _RunnerVisits:
@@ -229,8 +233,14 @@ async def running_station(
             sessions = kiosk_sessions(kiosk_app)
             worker = DeliveryWorker(outbox, transports, idle_poll=1.0)
             worker_task = group.create_task(worker.run())
+            step_available: list[Callable[[Step], bool]] = [lambda step: True]
+
+            def available(step: Step) -> bool:  # the self-test's verdict, once it has run
+                return step_available[0](step)
+
             _mount_visits(
                 service,
+                step_available=available,
                 group=group,
                 runners=runners,
                 sessions=sessions,
@@ -244,6 +254,19 @@ async def running_station(
             if options.voice_dir is not None and options.voice_dir.is_dir():
                 service.app.router.add_static("/ui/voice/", options.voice_dir, append_version=False)
             async with service.running():
+                selftest = SelfTest(
+                    devices=devices,
+                    camera=service.camera,
+                    signaling_url=signaling_url,
+                    hospital=hospital,
+                    http=http,
+                    registry=service.registry,
+                    period_s=options.selftest_s,
+                )
+                await selftest.warm_up()
+                selftest_task = group.create_task(selftest.run())
+                service.health_report = selftest.report
+                step_available[0] = selftest.step_available
                 cab_runner, cab_port = await _site(service.app, host, options.cabin_port)
                 runners_out.append(cab_runner)
                 sim_runner, sim_port = await _site(simulator.app, host, options.kiosk_port)
@@ -259,6 +282,7 @@ async def running_station(
                     sessions=sessions,
                     runners=runners,
                     worker=worker,
+                    selftest=selftest,
                 )
                 try:
                     yield station
@@ -270,6 +294,7 @@ async def running_station(
                         await site.cleanup()
                     runners_out.clear()
                     worker_task.cancel()
+                    selftest_task.cancel()
     finally:
         for site in reversed(runners_out):
             await site.cleanup()
@@ -288,6 +313,7 @@ def _mount_visits(
     plan: VisitPlan,
     worker: DeliveryWorker,
     voices: bool,
+    step_available: Callable[[Step], bool],
 ) -> None:
     """``/visit/{session}?launch=…``: the kiosk's launch link opens the visit on the screen."""
 
@@ -313,6 +339,7 @@ def _mount_visits(
                 context=context,
                 publish=service.publish,
                 speak=voices,
+                step_available=step_available,
             )
             runners[session_id] = runner
             service.action_handler = runner.action

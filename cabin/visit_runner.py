@@ -21,6 +21,7 @@ from typing import Any
 from cabin.consent_map import consent_info
 from cabin.consultation_record import consultation_of
 from cabin.devices import DeviceSessions
+from cabin.selftest import DEVICE_UNAVAILABLE
 from cabin.service import CabinService
 from cabin.visit_machine import (
     AbortStep,
@@ -125,9 +126,11 @@ class VisitRunner:
         publish: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         speak: bool = True,
+        step_available: Callable[[Step], bool] = lambda step: True,
     ) -> None:
         self.session_id = session_id
         self._speak = speak
+        self._step_available = step_available
         """Voice prompts exist (generated at set-up): tell the page to play them."""
         self.locale = locale
         self._machine = machine
@@ -332,6 +335,9 @@ class VisitRunner:
 
     def _start_step(self, step: Step) -> None:
         assert self._group is not None
+        if not self._step_available(step):  # its device failed the self-test
+            self.post(StepSkipped(step, DEVICE_UNAVAILABLE))
+            return
         if self._step_task is not None:
             self._step_task.cancel()
         self._step_task = self._group.create_task(self._measure(step))

@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 from cabin.config import load
+from cabin.selftest import PartResult
 from cabin.station import Station, StationOptions, running_station
 from signaling.client import SignalingClient
 from tests.cabin.test_call import Doctor
@@ -293,3 +294,46 @@ def test_a_crash_mid_visit_closes_it_cleanly_and_keeps_what_was_committed(tmp_pa
         if e["resource"]["resourceType"] == "Observation"
     }
     assert {"8310-5", "29463-7"} <= kinds  # temperature and weight, committed before the cut
+
+
+@pytest.mark.timeout(120)
+def test_the_self_test_reports_every_part_and_a_broken_device_skips_only_its_step(
+    tmp_path: Path,
+) -> None:
+    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")})
+
+    async def scenario() -> None:
+        async with (
+            running_station(config, _options(), hospitals=config.hospitals) as station,
+            aiohttp.ClientSession() as http,
+        ):
+            health_url = station.cabin_url.removesuffix("/ui/") + "/healthz"
+            async with http.get(health_url) as reply:
+                health = await reply.json()
+            assert reply.status == 200, health
+            parts = health["selftest"]["parts"]
+            assert {"camera", "signaling", "fhir", "device:and-scale"} <= set(parts)
+            assert all(part["ok"] for part in parts.values()), parts
+            station.selftest.results["device:and-scale"] = PartResult(False, "unplugged")
+            async with http.get(health_url) as reply:
+                assert reply.status == 503
+                assert (await reply.json())["status"] == "degraded"
+            await _place_card(http, station)
+            async with http.ws_connect(station.cabin_url + "ws") as ws:
+                page = Screen(ws)
+                await page.screen("consent")
+                await page.send(
+                    {
+                        "type": "consent",
+                        "measuring": True,
+                        "hospital": True,
+                        "video_consultation": False,
+                    }
+                )
+                results = await page.until(lambda m: m.get("type") == "results", timeout_s=90)
+            by_kind = {item["kind"]: item for item in results["items"]}
+            assert "body-weight" not in by_kind  # skipped: its scale failed the self-test
+            assert by_kind["body-height"]["status"] == "valid"
+            assert by_kind["blood-pressure"]["status"] == "valid"
+
+    asyncio.run(asyncio.wait_for(scenario(), 110))
