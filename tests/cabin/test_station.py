@@ -337,3 +337,46 @@ def test_the_self_test_reports_every_part_and_a_broken_device_skips_only_its_ste
             assert by_kind["blood-pressure"]["status"] == "valid"
 
     asyncio.run(asyncio.wait_for(scenario(), 110))
+
+
+@pytest.mark.timeout(120)
+def test_sos_during_a_measurement_calls_a_doctor_urgently_and_tells_the_kiosk(
+    tmp_path: Path,
+) -> None:
+    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")})
+
+    async def scenario() -> None:
+        async with (
+            running_station(config, _options(), hospitals=config.hospitals) as station,
+            aiohttp.ClientSession() as http,
+        ):
+            doctor = SignalingClient(station.signaling_url, http=http)
+            await doctor.sign_in(station.doctor_token("dr-1"))
+            await _place_card(http, station)
+            async with http.ws_connect(station.cabin_url + "ws") as ws:
+                page = Screen(ws)
+                await page.screen("consent")
+                await page.send(
+                    {
+                        "type": "consent",
+                        "measuring": True,
+                        "hospital": True,
+                        "video_consultation": True,
+                    }
+                )
+                await page.until(_step_screen("weight"))
+                await page.send({"type": "sos"})
+                sos = await page.screen("sos")
+                assert sos["emergency_number"] == "115"
+                queue = await doctor.wait_for(
+                    "queue", where=lambda m: bool(m["tickets"]), timeout_s=20
+                )
+                [ticket] = queue["tickets"]
+                assert ticket["triage"]["urgency"] == "emergency"
+                assert "sos" in ticket["triage"]["flags"]
+            async with asyncio.timeout(20):
+                while "sos.raised" not in await _kiosk_events(http, station):
+                    await asyncio.sleep(0.2)
+            await doctor.leave()
+
+    asyncio.run(asyncio.wait_for(scenario(), 110))
