@@ -9,6 +9,7 @@ tests of the pages themselves are in test_resident_ui.py and test_consult_e2e.py
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,22 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cabin.config import load
+from cabin.config import CabinConfig, load
 from cabin.selftest import PartResult
 from cabin.station import Station, StationOptions, running_station
 from signaling.client import SignalingClient
 from tests.cabin.test_call import Doctor
 from tests.peers.medplum import MedplumPeer
 from vitals.sim.truth import Period, Truth
+
+
+def _config(tmp_path: Path) -> CabinConfig:
+    """The embedded defaults with a cabin of its own: the FHIR peer is shared by the session,
+    and another test's visits must not already own this cabin's Device resources."""
+    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")})
+    cabin = dataclasses.replace(config.cabin, id=f"station-{uuid.uuid4().hex[:8]}")
+    return dataclasses.replace(config, cabin=cabin)
+
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +101,7 @@ def _options(**changes: Any) -> StationOptions:
 def test_a_whole_visit_with_a_doctor_reaches_the_hospital_once(
     tmp_path: Path, medplum: MedplumPeer
 ) -> None:
-    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")}).with_fhir_url(medplum.base_url)
+    config = _config(tmp_path).with_fhir_url(medplum.base_url)
 
     async def scenario() -> None:
         async with (
@@ -185,7 +196,7 @@ async def _search(
 
 @pytest.mark.timeout(240)
 def test_a_visit_with_faulty_devices_shows_each_reason_and_completes(tmp_path: Path) -> None:
-    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")})
+    config = _config(tmp_path)
     truth = Truth(finger_out=(Period(0.0, 3600.0),), unstable_scale=True, cuff_error=1)
 
     async def scenario() -> None:
@@ -300,7 +311,7 @@ def test_a_crash_mid_visit_closes_it_cleanly_and_keeps_what_was_committed(tmp_pa
 def test_the_self_test_reports_every_part_and_a_broken_device_skips_only_its_step(
     tmp_path: Path,
 ) -> None:
-    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")})
+    config = _config(tmp_path)
 
     async def scenario() -> None:
         async with (
@@ -343,7 +354,7 @@ def test_the_self_test_reports_every_part_and_a_broken_device_skips_only_its_ste
 def test_sos_during_a_measurement_calls_a_doctor_urgently_and_tells_the_kiosk(
     tmp_path: Path,
 ) -> None:
-    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")})
+    config = _config(tmp_path)
 
     async def scenario() -> None:
         async with (

@@ -7,10 +7,12 @@ Screenshots of each screen are kept in tests/artifacts/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,21 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from cabin.config import load
+from cabin.config import CabinConfig, load
 from cabin.station import Station, StationOptions, running_station
 from tests.peers.browser import browser, playwright_driver
 from tests.peers.loop_thread import LoopThread
 from tests.peers.medplum import MedplumPeer
 from tests.signaling.test_console import ARTIFACTS, Pages, frames_decoded
+
+
+def _config(tmp_path: Path) -> CabinConfig:
+    """The embedded defaults with a cabin of its own: the FHIR peer is shared by the session,
+    and another test's visits must not already own this cabin's Device resources."""
+    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")})
+    cabin = dataclasses.replace(config.cabin, id=f"station-{uuid.uuid4().hex[:8]}")
+    return dataclasses.replace(config, cabin=cabin)
+
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 __all__ = ["browser", "playwright_driver"]
@@ -37,7 +48,7 @@ def loop() -> Iterator[LoopThread]:
 
 @pytest.fixture
 def station(loop: LoopThread, tmp_path: Path, medplum: MedplumPeer) -> Station:
-    config = load(environ={"CABIN_DATA_DIR": str(tmp_path / "var")}).with_fhir_url(medplum.base_url)
+    config = _config(tmp_path).with_fhir_url(medplum.base_url)
     options = StationOptions(fast=True, signaling_port=0, cabin_port=0, kiosk_port=0)
     return loop.hold(running_station(config, options, hospitals=config.hospitals), timeout_s=30)
 
