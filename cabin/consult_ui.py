@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import math
 
+from cabin.visit_machine import EMERGENCY_NUMBER
+
+__all__ = ["ADVICE", "EMERGENCY_NUMBER", "advice", "waiting_sentence"]
+
 ADVICE: dict[str, tuple[str, str]] = {
     "no-action": (
         "Bác sĩ cho biết hiện tại ông/bà không cần làm gì thêm.",
@@ -28,7 +32,6 @@ ADVICE: dict[str, tuple[str, str]] = {
     ),
 }
 
-EMERGENCY_NUMBER = "115"
 
 
 def advice(disposition: str) -> tuple[str, str]:

@@ -102,7 +102,7 @@ class CabinService:
         self.call: CabinCall | None = None
         self._call_task: asyncio.Task[CallOutcome] | None = None
         self.outcomes: list[CallOutcome] = []
-        self.notes: list[DoctorNote] = []
+        """Consultations since the last visit ended (each with the doctor's notes)."""
         self.framing: Guidance | None = None
         self._sticky: dict[str, dict[str, Any]] = {}
         self.health_report: Callable[[], dict[str, Any]] | None = None
@@ -234,6 +234,11 @@ class CabinService:
             self._sticky.pop("warning", None)
             return
         self._sticky[kind] = message
+
+    def forget_visit(self) -> None:
+        """Drop what the service holds about a resident (a visit starts, or it ended/wiped)."""
+        self.outcomes.clear()
+        self._sticky.clear()
 
     def publish(self, message: dict[str, Any]) -> None:
         """Send a message to every resident page that is open."""
@@ -391,7 +396,6 @@ class _Listener:
         self._service.leg.show_doctor(track)
 
     def note(self, note: DoctorNote) -> None:
-        self._service.notes.append(note)
         vi, en = advice(note.disposition)
         self._service._publish(
             {

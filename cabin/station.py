@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +43,7 @@ from fhir.config import HospitalConfig
 from fhir.delivery import DeliveryWorker
 from kiosk_bridge.api import IdentityGate, kiosk_sessions, kiosk_subapp
 from kiosk_bridge.assertion import AssertionPolicy, MemoryJtiStore, TrustedKiosks
+from kiosk_bridge.consent import ConsentRecord
 from kiosk_bridge.events import EventSender, SigningKey
 from kiosk_bridge.intake import IntakePolicy, TrustAnchors
 from kiosk_bridge.kiosk_auth import BearerToken, KioskAuth
@@ -104,7 +104,7 @@ class _RunnerVisits:
     async def status(self, session_id: str) -> VisitStatus | None:
         return await self._store.status(session_id)
 
-    async def record_consent(self, record: Any) -> None:
+    async def record_consent(self, record: ConsentRecord) -> None:
         await self._store.record_consent(record)
 
     async def withdraw(self, session_id: str) -> None:

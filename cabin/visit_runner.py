@@ -217,6 +217,7 @@ class VisitRunner:
         async with asyncio.TaskGroup() as group:
             self._group = group
             ticker = group.create_task(self._tick_forever())
+            self._service.forget_visit()  # nothing of an earlier resident's call carries over
             self.post(Launched())
             try:
                 while True:
@@ -239,6 +240,7 @@ class VisitRunner:
                 ticker.cancel()
                 if self._step_task is not None:
                     self._step_task.cancel()
+                self._service.forget_visit()
 
     async def _tick_forever(self) -> None:
         while True:

@@ -27,7 +27,7 @@ from signaling.auth import TokenVerifier
 from signaling.backplane import Backplane, Control, ControlAction, Delivery
 from signaling.codes import ErrorCode
 from signaling.config import SignalingConfig
-from signaling.connection import CLOSE_SHUTDOWN, Connection
+from signaling.connection import CLOSE_SHUTDOWN, Connection, new_id
 from signaling.errors import BackplaneError, ProtocolError
 from signaling.forwarded import ClientAddress, TrustedProxies, client_address
 from signaling.ice import ice_servers
@@ -164,11 +164,10 @@ class SignalingServer:
 
     def forget(self, connection: Connection) -> None:
         record = connection.record
-        if record is not None and self._connections.get(record.id) is connection:
-            del self._connections[record.id]
+        if record is not None:
             self.metrics.connections.labels(role=record.role.value).dec()
-        elif record is not None:
-            self.metrics.connections.labels(role=record.role.value).dec()
+            if self._connections.get(record.id) is connection:  # not replaced by a resume
+                del self._connections[record.id]
         if not self._connections:
             self._all_gone.set()
 
@@ -301,8 +300,6 @@ class SignalingServer:
     async def accept(self, doctor: Connection, ticket_id: str, *, ref: str | None) -> None:
         record = doctor.record
         assert record is not None
-        from signaling.connection import new_id  # noqa: PLC0415 - avoid a cycle at import
-
         call = await self.backplane.accept(
             ticket_id=ticket_id, doctor_session=record.id, call_id=new_id(), now=self.clock()
         )

@@ -70,6 +70,13 @@ class Screen:
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send_json(message)
 
+    async def consent(self, *, video: bool) -> None:
+        """Wait for the consent screen and agree to measuring and sending (video as given)."""
+        await self.screen("consent")
+        await self.send(
+            {"type": "consent", "measuring": True, "hospital": True, "video_consultation": video}
+        )
+
 
 async def _place_card(http: aiohttp.ClientSession, station: Station, citizen: int = 0) -> str:
     async with http.post(
@@ -117,15 +124,7 @@ def test_a_whole_visit_with_a_doctor_reaches_the_hospital_once(
             session_id = await _place_card(http, station)
             async with http.ws_connect(station.cabin_url + "ws") as ws:
                 page = Screen(ws)
-                await page.screen("consent")
-                await page.send(
-                    {
-                        "type": "consent",
-                        "measuring": True,
-                        "hospital": True,
-                        "video_consultation": True,
-                    }
-                )
+                await page.consent(video=True)
                 for step in ("temperature", "weight", "height", "spo2", "blood-pressure"):
                     shown = await page.until(_step_screen(step))
                     assert shown["screen"] == "step"
@@ -207,15 +206,7 @@ def test_a_visit_with_faulty_devices_shows_each_reason_and_completes(tmp_path: P
             await _place_card(http, station)
             async with http.ws_connect(station.cabin_url + "ws") as ws:
                 page = Screen(ws)
-                await page.screen("consent")
-                await page.send(
-                    {
-                        "type": "consent",
-                        "measuring": True,
-                        "hospital": True,
-                        "video_consultation": False,
-                    }
-                )
+                await page.consent(video=False)
                 failed: dict[str, str] = {}
                 while True:
                     message = await page.until(
@@ -270,15 +261,7 @@ def test_a_crash_mid_visit_closes_it_cleanly_and_keeps_what_was_committed(tmp_pa
                 pass
             async with http.ws_connect(urls["resident screen"] + "ws") as ws:
                 page = Screen(ws)
-                await page.screen("consent")
-                await page.send(
-                    {
-                        "type": "consent",
-                        "measuring": True,
-                        "hospital": True,
-                        "video_consultation": True,
-                    }
-                )
+                await page.consent(video=True)
                 await page.until(lambda m: m.get("type") == "screen" and m.get("step") == "height")
             return str(body["cabin_reply"]["session_id"])
 
@@ -332,15 +315,7 @@ def test_the_self_test_reports_every_part_and_a_broken_device_skips_only_its_ste
             await _place_card(http, station)
             async with http.ws_connect(station.cabin_url + "ws") as ws:
                 page = Screen(ws)
-                await page.screen("consent")
-                await page.send(
-                    {
-                        "type": "consent",
-                        "measuring": True,
-                        "hospital": True,
-                        "video_consultation": False,
-                    }
-                )
+                await page.consent(video=False)
                 results = await page.until(lambda m: m.get("type") == "results", timeout_s=90)
             by_kind = {item["kind"]: item for item in results["items"]}
             assert "body-weight" not in by_kind  # skipped: its scale failed the self-test
@@ -366,15 +341,7 @@ def test_sos_during_a_measurement_calls_a_doctor_urgently_and_tells_the_kiosk(
             await _place_card(http, station)
             async with http.ws_connect(station.cabin_url + "ws") as ws:
                 page = Screen(ws)
-                await page.screen("consent")
-                await page.send(
-                    {
-                        "type": "consent",
-                        "measuring": True,
-                        "hospital": True,
-                        "video_consultation": True,
-                    }
-                )
+                await page.consent(video=True)
                 await page.until(_step_screen("weight"))
                 await page.send({"type": "sos"})
                 sos = await page.screen("sos")
