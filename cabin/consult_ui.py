@@ -33,7 +33,6 @@ ADVICE: dict[str, tuple[str, str]] = {
 }
 
 
-
 def advice(disposition: str) -> tuple[str, str]:
     """(Vietnamese, English) sentences for a disposition code; unknown codes get a safe one."""
     return ADVICE.get(
